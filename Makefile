@@ -1,0 +1,62 @@
+# meddx: two commands do the job on a fresh machine: `make repro` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+# The real-data mirror: an explicit MEDDX_DATA_MIRROR wins; else ../shared/data when it is there.
+MEDDX_DATA_MIRROR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export MEDDX_DATA_MIRROR
+SEEDS ?= 0 1 2
+export SEEDS
+
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead
+
+setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+repro: setup ## Run the whole pipeline (offline default unless params.yaml says otherwise)
+	$(BIN)/dvc repro
+
+test: setup ## Run the test suite (slow tests included)
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+params: setup ## Recompose params.yaml from conf/ (what `dvc exp run` does)
+	$(BIN)/python -m meddx compose --output params.yaml
+
+ui: setup ## MLflow UI on the project's store
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+lock: ## Re-resolve the dependencies and rewrite requirements.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Exact versions of every package meddx installs (pip constraints; regenerate with 'make lock')."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^meddx'; } > requirements.lock
+	rm -rf .lock-venv
+
+bench: bench-data bench-cnn bench-overhead
+
+bench-data: setup
+	$(BIN)/python benchmarks/bench_data.py
+
+bench-cnn: setup
+	$(BIN)/python benchmarks/bench_cnn.py
+
+bench-overhead: setup
+	$(BIN)/python benchmarks/bench_overhead.py
+
+clean: ## Remove outputs, tracking stores and caches (not the venv)
+	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts .pytest_cache .ruff_cache

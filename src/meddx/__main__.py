@@ -1,0 +1,5 @@
+import sys
+
+from meddx.cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""`python -m meddx <stage> [overrides]`: the thin command line that dvc.yaml calls.
+
+Stage modules are imported only once chosen, so `--help` and light stages do not pay for
+torch, Lightning or MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from meddx.errors import MeddxError
+
+STAGES: dict[str, str] = {
+    "acquire_images": "Bring the configured image dataset into data/raw/images.npz",
+    "preprocess_images": "Validate, scale and lay out images for training",
+    "train_cnn": "Train the image classifier (cnn=<name>)",
+    "evaluate": "Score the trained CNN once on the test split",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m meddx",
+        description="Run one meddx pipeline stage, or compose the config.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="stages:\n" + "\n".join(f"  {name:<20} {doc}" for name, doc in STAGES.items())
+        + "\n  compose              Print (or --output) the composition of conf/, as DVC does"
+        "\n\nexamples:\n  python -m meddx train_cnn cnn.max_epochs=2\n"
+        "  python -m meddx train_cnn --params params.yaml   # what dvc.yaml runs\n"
+        "  python -m meddx compose --output params.yaml     # what `make params` runs",
+    )
+    parser.add_argument("command", choices=[*STAGES, "compose"], metavar="stage")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, group=option")
+    parser.add_argument("--params", help="read this composed params file instead of conf/")
+    parser.add_argument("--output", help="compose: write here (atomically) instead of stdout")
+    parser.add_argument("--check", action="store_true",
+                        help="compose: fail when --output differs from the composition")
+    return parser
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meddx.config import compose, to_yaml
+    from meddx.io import write_text
+
+    text = to_yaml(compose(args.overrides))
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if args.check:
+        if not target.is_file() or target.read_text() != text:
+            print(f"{target} differs from the composition of conf/: run `make params`",
+                  file=sys.stderr)
+            return 1
+        return 0
+    write_text(target, text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compose":
+            return _compose(args)
+        from meddx.config import compose, load_params
+
+        cfg = load_params(args.params, args.overrides) if args.params else compose(args.overrides)
+        stage = importlib.import_module(f"meddx.stages.{args.command}")
+        metrics = stage.run(cfg)
+    except MeddxError as exc:
+        print(f"meddx {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(metrics, indent=2, default=str))
+    return 0

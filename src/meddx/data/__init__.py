@@ -1,0 +1,1 @@
+"""Data plumbing shared by every stage: the `.npz` layout, generators, validation."""

@@ -1,0 +1,41 @@
+"""Training-only augmentation applied to whole batches (on the device, inside the training step).
+
+Which flips are allowed is a per-dataset choice (a chest X-ray has a left and a right; an
+ultrasound or a pathology tile does not care), so every operation is off unless configured.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchAugment(nn.Module):
+    """Random integer shifts (zero padded) and optional flips, per sample, vectorised."""
+
+    def __init__(self, shift: int = 0, hflip: bool = False, vflip: bool = False) -> None:
+        super().__init__()
+        self.shift = shift
+        self.hflip = hflip
+        self.vflip = vflip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if self.hflip:
+            mask = torch.rand(n, device=x.device) < 0.5
+            x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+        if self.vflip:
+            mask = torch.rand(n, device=x.device) < 0.5
+            x = torch.where(mask[:, None, None, None], x.flip(-2), x)
+        if self.shift:
+            h, w = x.shape[-2:]
+            steps = torch.randint(-self.shift, self.shift + 1, (n, 2), device=x.device)
+            theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+            theta[:, 0, 0] = 1
+            theta[:, 1, 1] = 1
+            theta[:, 0, 2] = steps[:, 1].to(x.dtype) * 2 / w
+            theta[:, 1, 2] = steps[:, 0].to(x.dtype) * 2 / h
+            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        return x

@@ -1,0 +1,42 @@
+"""The MedMNIST `.npz` layout that every image source is turned into.
+
+Keys `{train,val,test}_{images,labels}`; images `(N, H, W)` or `(N, H, W, C)` uint8,
+labels `(N, 1)` (single-label) or `(N, L)` (multi-label). Keeping every source in this one
+layout is what makes everything downstream dataset-agnostic.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from meddx.errors import DataError
+from meddx.io import atomic_open
+
+SPLITS = ("train", "val", "test")
+KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
+
+
+def save_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Write atomically; a file object stops numpy from appending its own `.npz` suffix."""
+    with atomic_open(path, "wb") as handle:
+        (np.savez_compressed if compress else np.savez)(handle, **arrays)
+
+
+def load_npz(path: str | Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.ndarray]:
+    """Read every array into memory, turning a truncated or foreign file into a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in keys if key not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path} lacks the arrays {missing}; expected the MedMNIST layout {list(keys)}"
+                )
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz file (truncated or corrupt?): {exc}") from None

@@ -1,0 +1,98 @@
+"""Checks every image dataset passes before anything trains on it, synthetic ones included.
+
+Each failure is a DataError that names the split, the array and the offending indices, so
+the user can find the bad sample instead of debugging a NaN loss three stages later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from meddx.data.npz import SPLITS
+from meddx.errors import DataError
+
+MAX_LISTED = 10
+
+
+def _listed(indices: np.ndarray | list[int]) -> str:
+    items = list(map(int, indices[:MAX_LISTED]))
+    more = len(indices) - len(items)
+    return f"{items}" + (f" and {more} more" if more > 0 else "")
+
+
+def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: str,
+                       channels: int) -> None:
+    shapes = set()
+    for split in SPLITS:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        name = f"{split}_images"
+        if len(images) == 0:
+            raise DataError(f"split '{split}' is empty")
+        if len(images) != len(labels):
+            raise DataError(
+                f"split '{split}' has {len(images)} images but {len(labels)} labels"
+            )
+        if images.ndim not in (3, 4):
+            raise DataError(f"{name} has shape {images.shape}; expected (N, H, W) or (N, H, W, C)")
+        found_channels = 1 if images.ndim == 3 else images.shape[-1]
+        if found_channels != channels:
+            raise DataError(
+                f"{name} has {found_channels} channel(s) but the dataset config says {channels}"
+            )
+        shapes.add(images.shape[1:])
+        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+            raise DataError(f"{name} has dtype {images.dtype}; expected integers or floats")
+        if np.issubdtype(images.dtype, np.floating):
+            bad = np.flatnonzero(~np.isfinite(images.reshape(len(images), -1)).all(axis=1))
+            if len(bad):
+                raise DataError(f"{name} holds NaN or infinite values at indices {_listed(bad)}")
+        _check_labels(split, labels, num_classes, task)
+    if len(shapes) != 1:
+        raise DataError(f"splits disagree on the image shape: {sorted(shapes)}")
+    check_no_leakage(arrays)
+
+
+def _check_labels(split: str, labels: np.ndarray, num_classes: int, task: str) -> None:
+    name = f"{split}_labels"
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{name} has dtype {labels.dtype}; expected integers")
+    if task == "multi-label":
+        if labels.ndim != 2 or labels.shape[1] != num_classes:
+            raise DataError(f"{name} has shape {labels.shape}; expected (N, {num_classes})")
+        bad = np.flatnonzero(((labels != 0) & (labels != 1)).any(axis=1))
+        if len(bad):
+            raise DataError(f"{name} holds values other than 0/1 at indices {_listed(bad)}")
+        return
+    flat = labels.reshape(len(labels), -1)
+    if flat.shape[1] != 1:
+        raise DataError(f"{name} has shape {labels.shape}; expected (N,) or (N, 1)")
+    bad = np.flatnonzero((flat[:, 0] < 0) | (flat[:, 0] >= num_classes))
+    if len(bad):
+        raise DataError(
+            f"{name} holds labels outside 0..{num_classes - 1} at indices {_listed(bad)} "
+            f"(values {sorted(set(flat[bad[:MAX_LISTED], 0].tolist()))})"
+        )
+
+
+def _digests(images: np.ndarray) -> list[bytes]:
+    return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
+
+
+def check_no_leakage(arrays: dict[str, np.ndarray]) -> None:
+    """The same image in two splits inflates every test figure: refuse it."""
+    seen: dict[bytes, tuple[str, int]] = {}
+    clashes: list[str] = []
+    for split in SPLITS:
+        for index, digest in enumerate(_digests(arrays[f"{split}_images"])):
+            first = seen.get(digest)
+            if first is None:
+                seen[digest] = (split, index)
+            elif first[0] != split:
+                clashes.append(f"{first[0]}[{first[1]}] = {split}[{index}]")
+    if clashes:
+        raise DataError(
+            f"{len(clashes)} image(s) appear in more than one split (leakage): "
+            + ", ".join(clashes[:MAX_LISTED]) + (" ..." if len(clashes) > MAX_LISTED else "")
+        )

@@ -1,0 +1,1 @@
+"""Networks, each built from a `_target_` config."""

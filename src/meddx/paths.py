@@ -1,0 +1,81 @@
+"""Where each stage reads and writes, relative to `cfg.paths.root`.
+
+The layout is fixed here (and mirrored by the `outs`/`deps` of dvc.yaml) rather than spread
+through the config, so that moving the whole project is one override: `paths.root=/elsewhere`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig
+
+from meddx.errors import DataError
+
+
+class Layout:
+    """Named files of one project tree."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> Layout:
+        return cls(cfg.paths.root)
+
+    @property
+    def raw_images(self) -> Path:
+        return self.root / "data" / "raw" / "images.npz"
+
+    @property
+    def processed_images(self) -> Path:
+        return self.root / "data" / "processed" / "images.npz"
+
+    @property
+    def processed_images_meta(self) -> Path:
+        return self.root / "data" / "processed" / "images.json"
+
+    def model_dir(self, model: str) -> Path:
+        return self.root / "models" / model
+
+    def metrics(self, stage: str) -> Path:
+        return self.root / "reports" / "metrics" / f"{stage}.json"
+
+    def plots(self, stage: str) -> Path:
+        return self.root / "reports" / "plots" / stage
+
+    def resume_dir(self, stage: str, key: str) -> Path:
+        """Checkpoints of an unfinished run. Not a DVC out: DVC deletes outs before a rerun."""
+        return self.root / "runs" / stage / key
+
+
+def producer_of(path: Path, root: Path) -> str | None:
+    """The dvc.yaml stage whose outs contain `path`, so a missing input names its maker."""
+    dvc_yaml = root / "dvc.yaml"
+    if not dvc_yaml.is_file():
+        return None
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        rel = path
+    for name, stage in stages.items():
+        for out in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
+            out_path = next(iter(out)) if isinstance(out, dict) else out
+            if rel == Path(out_path) or Path(out_path) in rel.parents:
+                return name
+    return None
+
+
+def require(path: Path, root: Path) -> Path:
+    """Fail with the name of the stage that makes `path` when it is not there."""
+    if path.exists():
+        return path
+    stage = producer_of(path, root)
+    hint = (
+        f"it is produced by stage '{stage}': run `dvc repro {stage}`"
+        if stage
+        else "no dvc.yaml stage produces it"
+    )
+    raise DataError(f"Input {path} is missing; {hint}")

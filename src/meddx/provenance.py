@@ -1,0 +1,67 @@
+"""What produced a run: code version, stage, input data, and the pipeline execution it belongs to."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from meddx.io import file_digest
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def git_state(cwd: Path) -> dict[str, str]:
+    """Commit and dirty flag (tracked files only: DVC outputs and stores are not code)."""
+    commit = _git("rev-parse", "HEAD", cwd=cwd)
+    if commit is None:
+        return {"git.commit": "unknown", "git.dirty": "unknown"}
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
+    return {"git.commit": commit, "git.dirty": str(bool(status)).lower()}
+
+
+def path_digest(path: Path) -> str:
+    """md5 of a file, or of the sorted (name, md5) pairs of a folder, as DVC identifies data."""
+    if path.is_file():
+        return file_digest(path)
+    digest = hashlib.md5()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{child.relative_to(path)}:{file_digest(child)}\n".encode())
+    return digest.hexdigest()
+
+
+def input_hashes(paths: list[Path], root: Path) -> dict[str, str]:
+    tags = {}
+    for path in paths:
+        try:
+            name = str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            name = str(path)
+        tags[f"input.{name}"] = path_digest(path) if path.exists() else "missing"
+    return tags
+
+
+def pipeline_id(root: Path) -> str:
+    """One id shared by the runs of one pipeline execution.
+
+    `make repro` sets MEDDX_PIPELINE_ID once per call; `dvc exp run` names the experiment;
+    otherwise the runs of one commit and one params.yaml belong together.
+    """
+    for var in ("MEDDX_PIPELINE_ID", "DVC_EXP_NAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    params = root / "params.yaml"
+    digest = hashlib.sha1()
+    digest.update((_git("rev-parse", "HEAD", cwd=root) or "nogit").encode())
+    if params.is_file():
+        digest.update(params.read_bytes())
+    return digest.hexdigest()[:12]

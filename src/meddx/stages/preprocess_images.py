@@ -1,0 +1,94 @@
+"""Stage `preprocess_images`: standardised float tensors, channel-first, plus dataset facts.
+
+Intensity scaling is a config choice because published protocols differ: MedMNIST's
+baseline maps to [-1, 1] (`symmetric`), others use [0, 1] (`unit`) or train-split z-scores
+(`zscore`, statistics from the training split only, so nothing leaks from val/test).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from meddx.data.npz import SPLITS, load_npz, save_npz
+from meddx.data.validate import check_image_splits
+from meddx.errors import ConfigError
+from meddx.io import write_json
+from meddx.paths import Layout, require
+from meddx.tracking import stage_run
+
+STAGE = "preprocess_images"
+SECTIONS = ("data.image",)
+INTENSITY_MODES = ("unit", "symmetric", "zscore")
+
+
+def channel_first(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) -> (N, C, H, W) float32 in [0, 1] for integer input."""
+    x = images.astype(np.float32)
+    if np.issubdtype(images.dtype, np.integer):
+        x /= float(np.iinfo(images.dtype).max)
+    return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def scale_intensity(splits: dict[str, np.ndarray], mode: str) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    if mode == "unit":
+        return splits, {"mean": [0.0], "std": [1.0]}
+    if mode == "symmetric":
+        return {k: (v - 0.5) / 0.5 for k, v in splits.items()}, {"mean": [0.5], "std": [0.5]}
+    if mode == "zscore":
+        train = splits["train"]
+        mean = train.mean(axis=(0, 2, 3), keepdims=True)
+        std = train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+        scaled = {k: ((v - mean) / std).astype(np.float32) for k, v in splits.items()}
+        return scaled, {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
+    raise ConfigError(f"data.image.intensity={mode!r} is not known; known: {list(INTENSITY_MODES)}")
+
+
+def labels_for(task: str, labels: np.ndarray) -> np.ndarray:
+    if task == "multi-label":
+        return labels.astype(np.float32)
+    return labels.reshape(-1).astype(np.int64)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    layout = Layout.of(cfg)
+    spec = cfg.data.image
+    source = require(layout.raw_images, layout.root)
+    with stage_run(cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}",
+                   sections=SECTIONS) as tracked:
+        raw = load_npz(source)
+        num_classes = len(spec.class_names)
+        check_image_splits(raw, num_classes, spec.task, spec.channels)
+        images, norm = scale_intensity(
+            {s: channel_first(raw[f"{s}_images"]) for s in SPLITS}, spec.intensity
+        )
+        out: dict[str, np.ndarray] = {}
+        for split in SPLITS:
+            out[f"{split}_images"] = images[split]
+            out[f"{split}_labels"] = labels_for(spec.task, raw[f"{split}_labels"])
+        save_npz(layout.processed_images, out, compress=False)
+        facts: dict[str, Any] = {
+            "name": spec.name,
+            "task": spec.task,
+            "class_names": list(spec.class_names),
+            "num_classes": num_classes,
+            "channels": int(images["train"].shape[1]),
+            "size": int(images["train"].shape[-1]),
+            "normalization": norm,
+        }
+        stats: dict[str, Any] = {}
+        for split in SPLITS:
+            labels = raw[f"{split}_labels"]
+            counts = (labels.sum(axis=0) if spec.task == "multi-label"
+                      else np.bincount(labels.reshape(-1), minlength=num_classes))
+            stats[split] = {"n": int(len(labels)),
+                            **{f"class_{name}": int(c) for name, c in zip(spec.class_names, counts,
+                                                                           strict=True)}}
+        facts["splits"] = stats
+        write_json(layout.processed_images_meta, facts)
+        write_json(layout.metrics(STAGE), stats)
+        tracked.log_metrics({f"{split}.{k}": v for split, row in stats.items() for k, v in row.items()})
+        tracked.log_artifact(layout.processed_images_meta)
+    return stats

@@ -1,0 +1,1 @@
+"""Training plumbing shared by the CNN, RNN and GAN paths."""

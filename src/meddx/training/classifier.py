@@ -1,0 +1,120 @@
+"""The LightningModule shared by every classifier (CNN on images, RNN on ECG beats).
+
+The network is passed in, built elsewhere from its `_target_` config; this module owns the
+loss, the optimisation, the MedMNIST-style validation metrics, and the RNG state that must
+travel inside checkpoints for a resumed run to match an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from meddx.training import metrics
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class Classifier(pl.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        task: str,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_interval: str = "epoch",
+        class_weights: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        augment: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in metrics.TASKS:
+            raise ValueError(f"unknown task {task!r}; known: {metrics.TASKS}")
+        self.net = net
+        self.task = task
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.augment = augment
+        if task == "multi-label":
+            self.loss = nn.BCEWithLogitsLoss(pos_weight=class_weights)
+        else:
+            self.loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
+        self._val_scores: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*inputs)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.task == "multi-label" else logits.softmax(dim=1)
+
+    def _split(self, batch: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        *inputs, target = batch
+        return tuple(inputs), target
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        inputs, target = self._split(batch)
+        if self.augment is not None:
+            inputs = (self.augment(inputs[0]), *inputs[1:])
+        loss = self.loss(self(*inputs), target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(target))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        inputs, target = self._split(batch)
+        logits = self(*inputs)
+        self.log("val_loss", self.loss(logits, target), on_step=False, on_epoch=True,
+                 batch_size=len(target), sync_dist=True)
+        self._val_scores.append(self.probabilities(logits).detach())
+        self._val_targets.append(target.detach())
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.all_gather(torch.cat(self._val_scores)).flatten(0, -2)
+        targets = self.all_gather(torch.cat(self._val_targets))
+        targets = targets.reshape(-1, *self._val_targets[0].shape[1:])
+        self._val_scores.clear()
+        self._val_targets.clear()
+        found = metrics.summary(self.task, targets.cpu().numpy(), scores.float().cpu().numpy())
+        for name, value in found.items():
+            self.log(f"val_{name}", float(value), sync_dist=False, rank_zero_only=False)
+
+    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        inputs, _ = self._split(batch)
+        return self.probabilities(self(*inputs))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        accepts = inspect.signature(self.scheduler_factory).parameters
+        if "total_steps" in accepts and self.scheduler_interval == "step":
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["meddx_rng"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("meddx_rng")
+        if state:
+            torch.set_rng_state(state["torch"])
+            np.random.set_state(state["numpy"])
+            random.setstate(state["python"])

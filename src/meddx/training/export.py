@@ -1,0 +1,48 @@
+"""The exported model: weights plus what is needed to rebuild the network without Lightning.
+
+Evaluation and reports load this file instead of a Lightning checkpoint, so they neither pay
+Lightning's import cost nor depend on the training code's class layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from meddx.io import atomic_path
+
+
+def build_net(net_cfg: DictConfig | dict[str, Any], **dataset_kwargs: Any) -> nn.Module:
+    """Instantiate a `_target_` network config with the sizes the dataset dictates."""
+    from meddx.errors import ConfigError
+
+    try:
+        return instantiate(net_cfg, **dataset_kwargs)
+    except Exception as exc:  # hydra wraps import and argument errors alike
+        target = (net_cfg or {}).get("_target_", "?")
+        raise ConfigError(f"Cannot build network {target}: {exc}") from None
+
+
+def save(path: Path, net: nn.Module, net_cfg: DictConfig, dataset_kwargs: dict[str, Any],
+         info: dict[str, Any]) -> None:
+    payload = {
+        "net": OmegaConf.to_container(net_cfg, resolve=True),
+        "dataset_kwargs": dataset_kwargs,
+        "state_dict": net.state_dict(),
+        "info": info,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: Path) -> tuple[nn.Module, dict[str, Any]]:
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    net = build_net(payload["net"], **payload["dataset_kwargs"])
+    net.load_state_dict(payload["state_dict"])
+    net.eval()
+    return net, payload["info"]

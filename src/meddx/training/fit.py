@@ -1,0 +1,133 @@
+"""Fitting any LightningModule the same way: seeded, resumable, tracked once per epoch.
+
+Checkpoints of a run in progress live in `runs/<stage>/<key>/` (not a DVC out, since DVC
+deletes outs before rerunning a stage), keyed by a hash of everything that defines the run,
+so a killed `dvc repro` picks up from its `last.ckpt` and a changed config starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from meddx.tracking import StageRun
+
+
+def seed_everything(seed: int, num_threads: int | None = None) -> None:
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def run_key(*parts: Any) -> str:
+    """A short stable hash of the config sections and input digests that define a run."""
+    blob = json.dumps(
+        [OmegaConf.to_container(p, resolve=True) if OmegaConf.is_config(p) else p for p in parts],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+class EpochMetrics(Callback):
+    """Collects `trainer.callback_metrics` each epoch; one MLflow batch per epoch, rank 0 only."""
+
+    def __init__(self, run: StageRun | None) -> None:
+        self.run = run
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        row["epoch"] = trainer.current_epoch
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        if lr is not None:
+            row["lr"] = float(lr)
+        self.history.append(row)
+        if self.run is not None:
+            self.run.log_metrics({k: v for k, v in row.items() if k != "epoch"},
+                                 step=trainer.current_epoch)
+            self.run.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+
+
+@dataclass
+class FitResult:
+    best_path: Path
+    best_score: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
+
+
+def fit(
+    module: pl.LightningModule,
+    train: DataLoader,
+    val: DataLoader,
+    trainer_cfg: DictConfig,
+    max_epochs: int,
+    monitor: str,
+    mode: str,
+    resume_dir: Path,
+    run: StageRun | None,
+    patience: int = 0,
+    extra_callbacks: list[Callback] | None = None,
+) -> FitResult:
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = ModelCheckpoint(dirpath=resume_dir, filename="best", monitor=monitor, mode=mode,
+                                 save_last=True, save_top_k=1, enable_version_counter=False)
+    tracker = EpochMetrics(run)
+    callbacks: list[Callback] = [checkpoint, tracker, *(extra_callbacks or [])]
+    if patience:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
+    trainer = pl.Trainer(
+        accelerator=trainer_cfg.accelerator,
+        devices=trainer_cfg.devices,
+        strategy=trainer_cfg.strategy,
+        precision=trainer_cfg.precision,
+        deterministic=trainer_cfg.deterministic,
+        max_epochs=max_epochs,
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=trainer_cfg.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        default_root_dir=resume_dir,
+    )
+    last = resume_dir / "last.ckpt"
+    resumed_from = None
+    if last.is_file():
+        resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
+                ckpt_path=str(last) if last.is_file() else None)
+    best = Path(checkpoint.best_model_path)
+    score = checkpoint.best_model_score
+    return FitResult(
+        best_path=best,
+        best_score=float(score) if score is not None else float("nan"),
+        epochs_run=trainer.current_epoch,
+        history=tracker.history,
+        resumed_from_epoch=resumed_from,
+    )
+
+
+def discard(resume_dir: Path) -> None:
+    """Drop the checkpoints of a run once its model is exported."""
+    shutil.rmtree(resume_dir, ignore_errors=True)
