@@ -1,0 +1,58 @@
+"""Shared fixtures: configs composed from the real conf/, a real MLflow sqlite store, the data mirror."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from meddx.config import compose
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+# Small enough for seconds, big enough that training measurably learns.
+TINY_IMAGES = (
+    "data.image.synthetic.train=160",
+    "data.image.synthetic.val=80",
+    "data.image.synthetic.test=80",
+    "cnn.max_epochs=2",
+    "cnn.batch_size=32",
+)
+
+
+@pytest.fixture(scope="session")
+def tracking_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real MLflow sqlite store for the session (creating one costs seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path, tracking_db: str, request: pytest.FixtureRequest) -> Callable[..., DictConfig]:
+    """Compose conf/ with the project rooted in tmp_path and an experiment of the test's own."""
+    experiment = request.node.name[:200]
+
+    def _make(*overrides: str) -> DictConfig:
+        return compose(
+            [f"paths.root={tmp_path}", f"tracking.uri={tracking_db}",
+             f"tracking.experiment={experiment}", *overrides],
+            conf_dir=CONF,
+        )
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The real-data mirror; a skip on a developer machine without it, a failure under CI."""
+    configured = os.environ.get("MEDDX_DATA_MIRROR")
+    path = Path(configured) if configured else REPO.parent / "shared" / "data"
+    if path.is_dir():
+        return path.resolve()
+    message = f"real-data mirror not found at {path} (set MEDDX_DATA_MIRROR)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
