@@ -50,10 +50,18 @@ class Layout:
         return self.root / "runs" / stage / key
 
 
+def _pipeline_file(root: Path) -> Path | None:
+    """The dvc.yaml of the project tree, else of the working directory, else of this checkout."""
+    for folder in (root, Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (folder / "dvc.yaml").is_file():
+            return folder / "dvc.yaml"
+    return None
+
+
 def producer_of(path: Path, root: Path) -> str | None:
     """The dvc.yaml stage whose outs contain `path`, so a missing input names its maker."""
-    dvc_yaml = root / "dvc.yaml"
-    if not dvc_yaml.is_file():
+    dvc_yaml = _pipeline_file(root)
+    if dvc_yaml is None:
         return None
     stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
     try:
