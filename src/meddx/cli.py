@@ -19,6 +19,7 @@ STAGES: dict[str, str] = {
     "preprocess_images": "Validate, scale and lay out images for training",
     "train_cnn": "Train the image classifier (cnn=<name>)",
     "evaluate": "Score the trained CNN once on the test split",
+    "report": "Write reports/report.md and .html: every model beside the published results",
 }
 
 

@@ -45,6 +45,11 @@ class Layout:
     def plots(self, stage: str) -> Path:
         return self.root / "reports" / "plots" / stage
 
+    @property
+    def reports(self) -> Path:
+        """The report (report.md, report.html) lives here; its links are relative to it."""
+        return self.root / "reports"
+
     def resume_dir(self, stage: str, key: str) -> Path:
         """Checkpoints of an unfinished run. Not a DVC out: DVC deletes outs before a rerun."""
         return self.root / "runs" / stage / key
