@@ -19,6 +19,8 @@ STAGES: dict[str, str] = {
     "preprocess_images": "Validate, scale and lay out images for training",
     "train_cnn": "Train the image classifier (cnn=<name>)",
     "evaluate": "Score the trained CNN once on the test split",
+    "acquire_ecg": "Bring the configured ECG records into data/raw/ecg.npz",
+    "preprocess_ecg": "Filter, segment, label (AAMI) and split ECG beats",
 }
 
 
