@@ -241,7 +241,7 @@ def test_real_mitbih_records_flow_from_the_mirror(make_cfg, mirror, tmp_path):
 
 @pytest.mark.mirror
 @pytest.mark.slow
-def test_all_48_mitbih_records_give_de_chazals_class_counts(make_cfg, mirror, tmp_path):
+def test_every_non_paced_mitbih_record_gives_de_chazals_class_counts(make_cfg, mirror, tmp_path):
     cfg = make_cfg("data/ecg=mitbih", f"paths.mirror={mirror}", "data.ecg.url=null")
     assert acquire_ecg.run(cfg) == {"records": 44, "samples": 44 * 650000,
                                     "annotations": 103724, "sha256_checked": 132}
