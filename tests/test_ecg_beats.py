@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from meddx.data.ecg_beats import (
     AAMI_CLASSES,
@@ -13,6 +14,7 @@ from meddx.data.ecg_beats import (
     BEAT_SYMBOLS,
     aami_labels,
     beat_windows,
+    filter_signal,
     record_beats,
     rr_features,
 )
@@ -78,6 +80,28 @@ def test_rr_features_are_previous_next_local_mean_and_ratio_in_seconds():
     np.testing.assert_allclose(rr[:3, 1], [1.0, 1.0, 0.5])  # next
     np.testing.assert_allclose(rr[1:, 2], [1.0, 1.0, 0.75])  # mean of the last 2
     np.testing.assert_allclose(rr[1:, 3], [1.0, 1.0, 0.5 / 0.75])
+
+
+FILTER = {"median_ms": [200, 600], "highpass_hz": 0.5, "lowpass_hz": 35.0, "order": 4}
+
+
+@pytest.mark.parametrize("baseline", ["median", "highpass"])
+def test_filters_remove_baseline_wander_and_mains_noise_but_keep_r_peaks_in_place(baseline):
+    fs, t = 360.0, np.arange(20 * 360) / 360.0
+    peaks = np.arange(180, len(t) - 180, 300)
+    beats = np.zeros_like(t)
+    for p in peaks:
+        beats += np.exp(-0.5 * ((t - t[p]) / 0.012) ** 2)  # 1 mV QRS-like pulses
+    wander, mains = 0.8 * np.sin(2 * np.pi * 0.2 * t), 0.2 * np.sin(2 * np.pi * 60 * t)
+    spec = OmegaConf.create({"baseline": baseline, **FILTER})
+    clean = filter_signal(beats + wander + mains, fs, spec)
+    interior = np.arange(360, len(t) - 360)  # filter start-up at the record ends aside
+    between = np.setdiff1d(interior, (peaks[:, None] + np.arange(-40, 41)).ravel())
+    assert np.abs(clean[between]).max() < 0.1  # wander and 60 Hz gone away from the QRS
+    found = [p - 5 + int(np.argmax(clean[p - 5 : p + 6])) for p in peaks]
+    assert found == list(peaks)
+    with pytest.raises(ConfigError, match="baseline='spline' is not known"):
+        filter_signal(beats, fs, OmegaConf.create({**FILTER, "baseline": "spline"}))
 
 
 def test_record_beats_skip_non_beats_unclassed_beats_and_beats_without_both_neighbours():

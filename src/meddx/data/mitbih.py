@@ -97,11 +97,10 @@ def _fetch(url: str, target: Path, sums: dict[str, str]) -> None:
     raise last
 
 
-def _missing_error(record: int, name: str, source: Source, reason: str) -> DataError:
+def _missing_error(record: int, name: str, source: Source, failure: str | None) -> DataError:
     where = (f"not in the mirror folder {source.mirror}" if source.mirror
              else "no mirror is configured")
-    download = (f"the download from {source.url}{name} failed ({reason})" if source.url
-                else "downloading is switched off (data.ecg.url is null)")
+    download = failure or "downloading is switched off (data.ecg.url is null)"
     return DataError(
         f"MIT-BIH record {record}: {name} is missing: {where}, and {download}. Supply it either "
         f"by setting MEDDX_DATA_MIRROR (or paths.mirror) to a folder that holds "
@@ -112,18 +111,25 @@ def _missing_error(record: int, name: str, source: Source, reason: str) -> DataE
 
 def _download_record(record: int, url: str, source: Source) -> None:
     names = [f"{record}.{ext}" for ext in EXTENSIONS]
+    current = url + SUMS_FILE
     try:
         sums_path = source.cache / SUMS_FILE
         if not sums_path.is_file():
-            _fetch(url + SUMS_FILE, sums_path, {})
+            try:
+                _fetch(current, sums_path, {})
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:  # a server without a checksum list: files go unchecked
+                    raise
         sums = read_sums(source.cache)
         for name in names:
             if not (source.cache / name).is_file():
-                print(f"downloading {url}{name}", flush=True)
-                _fetch(url + name, source.cache / name, sums)
+                current = url + name
+                print(f"downloading {current}", flush=True)
+                _fetch(current, source.cache / name, sums)
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         missing = next(n for n in names if not (source.cache / n).is_file())
-        raise _missing_error(record, missing, source, str(exc)) from None
+        failure = f"downloading {current} failed ({exc})"
+        raise _missing_error(record, missing, source, failure) from None
 
 
 def locate(records: Sequence[int], source: Source) -> dict[int, Path]:
@@ -139,7 +145,7 @@ def locate(records: Sequence[int], source: Source) -> dict[int, Path]:
             if source.url is None:
                 missing = next(n for n in names
                                if source.mirror is None or not (source.mirror / n).is_file())
-                raise _missing_error(record, missing, source, "")
+                raise _missing_error(record, missing, source, None)
             _download_record(record, source.url, source)
             folders[record] = source.cache
     return folders
