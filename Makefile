@@ -53,6 +53,7 @@ bench: bench-data bench-cnn bench-overhead
 
 bench-data: setup
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_ecg.py
 
 bench-cnn: setup
 	$(BIN)/python benchmarks/bench_cnn.py
