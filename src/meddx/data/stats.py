@@ -1,0 +1,21 @@
+"""Dataset statistics shared by the image stages: class counts and pixel statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def class_counts(labels: np.ndarray, task: str, class_names: list[str]) -> dict[str, int]:
+    """Images per class (multi-label: positives per class), keyed `class_<name>`."""
+    counts = (labels.reshape(len(labels), -1).sum(axis=0) if task == "multi-label"
+              else np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(class_names)))
+    return {f"class_{name}": int(count) for name, count in zip(class_names, counts, strict=True)}
+
+
+def pixel_stats(images: np.ndarray) -> dict[str, list[float]]:
+    """Per-channel mean/std/min/max of channel-first `(N, C, H, W)` images."""
+    axes = (0, 2, 3)
+    return {"mean": images.mean(axis=axes, dtype=np.float64).tolist(),
+            "std": images.std(axis=axes, dtype=np.float64).tolist(),
+            "min": images.min(axis=axes).astype(float).tolist(),
+            "max": images.max(axis=axes).astype(float).tolist()}
