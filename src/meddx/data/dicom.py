@@ -49,11 +49,12 @@ IDENTIFYING = (
     "SourceImageSequence", "ProtocolName", "TimezoneOffsetFromUTC", "FrameComments",
     "AdmissionID", "IssuerOfAdmissionID", "ClinicalTrialSubjectID",
     "ClinicalTrialSubjectReadingID", "ClinicalTrialSiteName", "ClinicalTrialSponsorName",
+    "SourceApplicationEntityTitle",
 )
 REMAPPED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
                  "FrameOfReferenceUID", "MediaStorageSOPInstanceUID")
 REMOVED_VRS = ("PN", "DA", "DT", "TM")
-METHOD = "meddx basic profile: private, PN/DA/DT/TM, identifying attributes removed; UIDs remapped"
+METHOD = "meddx: identifying, private, PN/DA/DT/TM removed; UIDs remapped"  # LO: <= 64
 
 
 def deidentify(ds: Dataset) -> Dataset:
