@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -60,6 +60,9 @@ bench-cnn: setup
 
 bench-overhead: setup
 	$(BIN)/python benchmarks/bench_overhead.py
+
+bench-rnn: setup ## MIT-BIH inter-patient recipe on the mirror, one run per seed in SEEDS
+	$(BIN)/python benchmarks/bench_rnn.py
 
 clean: ## Remove outputs, tracking stores and caches (not the venv)
 	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts .pytest_cache .ruff_cache
