@@ -26,8 +26,8 @@ from meddx.training.evaluation import single_label_report
 
 CLASSES = ["N", "S", "V", "F", "Q"]
 WINDOW = 64
-TINY = ("rnn.max_epochs=2", "rnn.batch_size=32", "rnn.net.hidden=16", "rnn.net.head_hidden=16")
-TINY_RNN = ("rnn=gru", *TINY)
+TINY_RNN = ("rnn=gru", "rnn.max_epochs=2", "rnn.batch_size=32", "rnn.net.hidden=16",
+            "rnn.net.head_hidden=16")
 SPLIT_RECORDS = {"train": [101, 106, 108, 109], "val": [112, 114], "test": [100, 103]}
 
 
@@ -149,7 +149,8 @@ def test_evaluate_rnn_reports_se_ppv_f1_per_class_and_the_confusion_plot(
 def test_the_same_seed_gives_identical_metrics(
         make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
     write_ecg(tmp_path)
-    cfg = make_cfg("rnn=conv_attention", *TINY)
+    cfg = make_cfg(*TINY_RNN)
     first = (train_rnn.run(cfg), evaluate_rnn.run(cfg))
     second = (train_rnn.run(cfg), evaluate_rnn.run(cfg))
-    assert first == second
+    # JSON text: undefined figures (+P of a never-predicted class) are NaN, and NaN != NaN.
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
