@@ -15,19 +15,19 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from meddx.data.npz import save_npz
 from meddx.errors import DataError
+from meddx.evaluation import classifier
 from meddx.paths import Layout
 from meddx.stages import evaluate_rnn, train_rnn
 from meddx.training import export
-from meddx.training.evaluation import single_label_report
 
 CLASSES = ["N", "S", "V", "F", "Q"]
 WINDOW = 64
-TINY_RNN = ("rnn=gru", "rnn.max_epochs=2", "rnn.batch_size=32", "rnn.net.hidden=16",
-            "rnn.net.head_hidden=16")
+TINY_RNN = ("evaluate.bootstrap=20", "rnn=gru", "rnn.max_epochs=2", "rnn.batch_size=32",
+            "rnn.net.hidden=16", "rnn.net.head_hidden=16")
 SPLIT_RECORDS = {"train": [101, 106, 108, 109], "val": [112, 114], "test": [100, 103]}
 
 
@@ -67,7 +67,9 @@ def test_per_class_metrics_match_a_hand_computed_confusion_matrix() -> None:
     y_true = np.array([0] * 6 + [1] * 5 + [2] * 5)
     y_pred = np.array([0] * 5 + [1] + [0] * 2 + [1] * 3 + [1] + [2] * 4)
     scores = np.eye(3)[y_pred]
-    result, _, matrix = single_label_report("multi-class", y_true, scores, ["N", "S", "V"])
+    settings = OmegaConf.create({"bootstrap": 0, "confidence": 0.95, "calibration_bins": 10})
+    evaluation = classifier.score("multi-class", ["N", "S", "V"], y_true, scores, settings, 0)
+    result, matrix = evaluation.metrics, evaluation.matrix
     assert matrix.tolist() == [[5, 1, 0], [2, 3, 0], [0, 1, 4]]
     assert result["test_acc"] == pytest.approx(12 / 16)
     s = result["per_class"]["S"]
@@ -131,7 +133,7 @@ def test_evaluate_rnn_reports_se_ppv_f1_per_class_and_the_confusion_plot(
     assert set(result["per_class"]) == set(CLASSES)
     for row in result["per_class"].values():
         assert {"sensitivity", "ppv", "f1"} <= set(row)
-    assert result["test_beats"] == 120 and result["test_records"] == 2
+    assert result["n_test"] == 120 and result["test_records"] == 2
     rows = (layout.plots("evaluate_rnn") / "confusion.csv").read_text().splitlines()
     assert rows[0] == "actual,predicted" and len(rows) == 121
     agree = sum(actual == predicted for actual, predicted in (r.split(",") for r in rows[1:]))
