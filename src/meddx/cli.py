@@ -19,6 +19,7 @@ STAGES: dict[str, str] = {
     "preprocess_images": "Validate, scale and lay out images for training",
     "train_cnn": "Train the image classifier (cnn=<name>)",
     "evaluate": "Score the trained CNN once on the test split",
+    "upload": "Send MLflow runs spooled in runs/unsent/ while the server was unreachable",
 }
 
 

@@ -45,6 +45,11 @@ class Layout:
     def plots(self, stage: str) -> Path:
         return self.root / "reports" / "plots" / stage
 
+    @property
+    def unsent_runs(self) -> Path:
+        """MLflow runs recorded while the tracking server was unreachable (`meddx upload`)."""
+        return self.root / "runs" / "unsent"
+
     def resume_dir(self, stage: str, key: str) -> Path:
         """Checkpoints of an unfinished run. Not a DVC out: DVC deletes outs before a rerun."""
         return self.root / "runs" / stage / key
