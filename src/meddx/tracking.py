@@ -133,8 +133,9 @@ class StageRun:
     not be sent is kept in the spool (`unsent`), written to `<spool_dir>/<id>.json`.
     """
 
-    def __init__(self, client: MlflowClient | None, run_id: str | None, uri: str,
-                 spool_dir: Path, experiment: str, run_name: str) -> None:
+    def __init__(self, client: MlflowClient | None, run_id: str | None, uri: str = "",
+                 spool_dir: Path | None = None, experiment: str = "", run_name: str = "") -> None:
+        """Without a `spool_dir` (a handle on some other existing run), failures raise."""
         self.client = client
         self.run_id = run_id
         self.uri = uri
@@ -149,14 +150,17 @@ class StageRun:
 
     @property
     def spool_file(self) -> Path:
-        return self.spool_dir / f"{self.spool_id}.json"
+        return (self.spool_dir or Path()) / f"{self.spool_id}.json"
 
     @property
     def spool_artifacts(self) -> Path:
-        return self.spool_dir / self.spool_id
+        return (self.spool_dir or Path()) / self.spool_id
 
     def _deliver(self, send: Callable[[], object], keep: Callable[[], None]) -> None:
         """Send now, or keep for `meddx upload` once the store has failed."""
+        if self.spool_dir is None:
+            send()
+            return
         if self.error is None and self.client is not None and self.run_id is not None:
             try:
                 send()
@@ -258,7 +262,7 @@ class NullRun(StageRun):
     """What ranks other than 0 of a distributed run log to: nothing."""
 
     def __init__(self) -> None:
-        super().__init__(None, None, "", Path(), "", "")
+        super().__init__(None, None)
 
     def _deliver(self, send: Callable[[], object], keep: Callable[[], None]) -> None:
         return None
