@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from meddx.repro_check import compare_files, table, tolerance_text
+from meddx.repro_check import compare_files, output_hashes, table, tolerance_text
 
 COMMITTED = {"test_acc": 0.5033333333333333, "test_auc": 0.8119851851851853,
              "per_class": {"disc": {"f1": 0.5258215962441315, "support": 75}}}
@@ -53,3 +53,17 @@ def test_missing_or_new_metrics_fail(tmp_path: Path) -> None:
     assert [r.metric for r in compare_files(committed, extra) if not r.ok] == ["test_f1"]
     missing = compare_files(committed, tmp_path / "absent.json")
     assert missing and not any(row.ok for row in missing)
+
+
+def test_output_hashes_are_read_per_path_from_a_dvc_lock() -> None:
+    lock = """schema: '2.0'
+stages:
+  train_cnn:
+    cmd: python -m meddx train_cnn --params params.yaml
+    outs:
+    - path: models/cnn/model.pt
+      hash: md5
+      md5: 4e4f913e099a27b26a1b1f8f15583ef7
+      size: 2745397
+"""
+    assert output_hashes(lock) == {"models/cnn/model.pt": "4e4f913e099a27b26a1b1f8f15583ef7"}
