@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CONF, REPO, TINY_IMAGES
 from meddx.config import compose, to_yaml
-from meddx.repro_check import check
+from meddx.repro_check import changed_outputs, check
 
 PROJECT_FILES = ("dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
 
@@ -79,6 +79,7 @@ def test_the_check_reproduces_every_metric_and_catches_a_changed_one(
     failed = [(row.file, row.metric) for row in report.rows if not row.ok]
     assert failed == [("reports/metrics/evaluate.json", "test_acc")]
     assert len(report.rows) > 20  # every other metric of every stage reproduced exactly
+    assert changed_outputs(clone) == []  # data and model byte for byte as committed
 
 
 @pytest.mark.slow
