@@ -63,6 +63,16 @@ bench-overhead: setup
 
 bench-rnn: setup ## MIT-BIH inter-patient recipe on the mirror, one run per seed in SEEDS
 	$(BIN)/python benchmarks/bench_rnn.py
+.PHONY: ci-repro ci-diff
+ci-repro: setup ## Rebuild the pipeline (dvc repro --force); fail unless every committed metric is reproduced
+	$(BIN)/python -m meddx.repro_check
+
+BASE ?= main
+ci-diff: setup ## Markdown summary of params, metrics and plots against BASE (a pull request's CI summary)
+	@echo "### Params against $(BASE)"; $(BIN)/dvc params diff $(BASE) --md
+	@echo "### Metrics against $(BASE)"; $(BIN)/dvc metrics diff $(BASE) --md --all
+	@$(BIN)/dvc plots diff $(BASE) --out dvc_plots > /dev/null
+	@echo "Plots against $(BASE): dvc_plots/index.html (the plots-diff artifact in CI)"
 
 clean: ## Remove outputs, tracking stores and caches (not the venv)
-	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts .pytest_cache .ruff_cache
+	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts dvc_plots .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ STAGES: dict[str, str] = {
     "preprocess_ecg": "Filter, segment, label (AAMI) and split ECG beats",
     "train_rnn": "Train the ECG beat classifier (rnn=<name>) on the train/val records",
     "evaluate_rnn": "Score the beat classifier once on the test records (DS2): Acc, Se, +P, F1",
+    "upload": "Send MLflow runs spooled in runs/unsent/ while the server was unreachable",
 }
 
 

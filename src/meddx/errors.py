@@ -11,3 +11,7 @@ class ConfigError(MeddxError):
 
 class DataError(MeddxError):
     """A data file is missing, corrupt, or fails validation."""
+
+
+class TrackingError(MeddxError):
+    """The tracking server could not be reached; the stage's results are on disk and spooled."""

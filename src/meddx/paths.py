@@ -67,6 +67,11 @@ class Layout:
         """The report (report.md, report.html) lives here; its links are relative to it."""
         return self.root / "reports"
 
+    @property
+    def unsent_runs(self) -> Path:
+        """MLflow runs recorded while the tracking server was unreachable (`meddx upload`)."""
+        return self.root / "runs" / "unsent"
+
     def resume_dir(self, stage: str, key: str) -> Path:
         """Checkpoints of an unfinished run. Not a DVC out: DVC deletes outs before a rerun."""
         return self.root / "runs" / stage / key

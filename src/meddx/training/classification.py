@@ -92,6 +92,8 @@ def train_classifier(
         run=run,
         patience=model_cfg.patience,
     )
+    if not result.is_global_zero:
+        return {}
     state = torch.load(result.best_path, map_location="cpu", weights_only=False)
     module.load_state_dict(state["state_dict"])
     best_row = max(

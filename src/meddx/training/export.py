@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from meddx.io import atomic_path
+from meddx.io import atomic_open
 
 
 def build_net(net_cfg: DictConfig | dict[str, Any], **dataset_kwargs: Any) -> nn.Module:
@@ -36,8 +36,10 @@ def save(path: Path, net: nn.Module, net_cfg: DictConfig, dataset_kwargs: dict[s
         "state_dict": net.state_dict(),
         "info": info,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Into a file object, not the temporary path: torch names the archive's root folder after
+    # the file it writes to, and a random temporary name would make every model.pt differ.
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def load(path: Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from meddx.tracking import StageRun
+from meddx.training.batches import EpochBatchSampler
 
 
 def seed_everything(seed: int, num_threads: int | None = None) -> None:
@@ -67,6 +68,22 @@ class EpochMetrics(Callback):
         self.history = list(state_dict.get("history", []))
 
 
+class ShardBatches(Callback):
+    """Give each process of a distributed run its share of the batches.
+
+    Ranks are known only once the strategy has launched its processes (Lightning's DDP
+    launcher re-runs the command line for ranks > 0), so the samplers built beforehand learn
+    them here; a single process keeps the whole epoch.
+    """
+
+    def __init__(self, *loaders: DataLoader) -> None:
+        self.samplers = [ld.sampler for ld in loaders if isinstance(ld.sampler, EpochBatchSampler)]
+
+    def setup(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        for sampler in self.samplers:
+            sampler.num_replicas, sampler.rank = trainer.world_size, trainer.global_rank
+
+
 @dataclass
 class FitResult:
     best_path: Path
@@ -74,6 +91,7 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     resumed_from_epoch: int | None = None
+    is_global_zero: bool = True  # only rank 0 of a distributed run exports and writes results
 
 
 def fit(
@@ -93,12 +111,14 @@ def fit(
     checkpoint = ModelCheckpoint(dirpath=resume_dir, filename="best", monitor=monitor, mode=mode,
                                  save_last=True, save_top_k=1, enable_version_counter=False)
     tracker = EpochMetrics(run)
-    callbacks: list[Callback] = [checkpoint, tracker, *(extra_callbacks or [])]
+    callbacks: list[Callback] = [checkpoint, tracker, ShardBatches(train, val),
+                                 *(extra_callbacks or [])]
     if patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     trainer = pl.Trainer(
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
+        num_nodes=trainer_cfg.get("num_nodes", 1),
         strategy=trainer_cfg.strategy,
         precision=trainer_cfg.precision,
         deterministic=trainer_cfg.deterministic,
@@ -125,6 +145,7 @@ def fit(
         epochs_run=trainer.current_epoch,
         history=tracker.history,
         resumed_from_epoch=resumed_from,
+        is_global_zero=trainer.is_global_zero,
     )
 
 

@@ -1,0 +1,101 @@
+"""The whole tiny pipeline in a git repository of its own: reproduction check and DVC remote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import CONF, REPO, TINY_IMAGES
+from meddx.config import compose, to_yaml
+from meddx.repro_check import changed_outputs, check
+
+PROJECT_FILES = ("dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
+
+
+def _run(cwd: Path, *command: str) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=900)
+    output = f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, f"{' '.join(command)}:\n{output}"
+    return done.stdout
+
+
+def _dvc(cwd: Path, *args: str) -> str:
+    return _run(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return _run(cwd, "git", "-c", "user.name=meddx", "-c", "user.email=ci@meddx", *args)
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This checkout's code and pipeline on tiny data, reproduced once and committed."""
+    repo = tmp_path_factory.mktemp("pipeline") / "project"
+    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(CONF, repo / "conf")
+    for name in PROJECT_FILES:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, repo / name)
+    (repo / "params.yaml").write_text(to_yaml(compose(TINY_IMAGES, conf_dir=CONF)))
+    # Stages run `python -m meddx` from the repository's own code, as in a clone.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTHONPATH", str(repo / "src"))
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.delenv("MEDDX_CONF_DIR", raising=False)
+        _git(repo, "init", "-q", "-b", "main")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "tiny pipeline")
+        _dvc(repo, "repro")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-qm", "results")
+        yield repo
+
+
+def _tamper(path: Path, metric: str, delta: float) -> None:
+    values = json.loads(path.read_text())
+    values[metric] += delta
+    path.write_text(json.dumps(values, indent=2))
+
+
+@pytest.mark.slow
+def test_the_check_reproduces_every_metric_and_catches_a_changed_one(
+    tiny_repo: Path, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    _git(tmp_path, "clone", "-q", str(tiny_repo), str(clone))
+    _tamper(clone / "reports" / "metrics" / "evaluate.json", "test_acc", 0.01)
+    _git(clone, "commit", "-qam", "a result that the code does not produce")
+
+    report = check(clone, abs_tol=0.0, force=True)
+
+    assert not report.dvc_status
+    assert not report.ok
+    failed = [(row.file, row.metric) for row in report.rows if not row.ok]
+    assert failed == [("reports/metrics/evaluate.json", "test_acc")]
+    assert len(report.rows) > 20  # every other metric of every stage reproduced exactly
+    assert changed_outputs(clone) == []  # data and model byte for byte as committed
+
+
+@pytest.mark.slow
+def test_outputs_pushed_to_a_remote_pull_into_a_fresh_clone_without_recomputing(
+    tiny_repo: Path, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote"
+    _dvc(tiny_repo, "remote", "add", "-f", "-d", "shared", str(remote))
+    _git(tiny_repo, "commit", "-qam", "DVC remote")
+    _dvc(tiny_repo, "push")
+    fresh = tmp_path / "fresh"
+    _git(tmp_path, "clone", "-q", str(tiny_repo), str(fresh))
+
+    _dvc(fresh, "pull")
+
+    assert json.loads(_dvc(fresh, "status", "--json") or "{}") == {}
+    model = "models/cnn/model.pt"
+    assert (fresh / model).read_bytes() == (tiny_repo / model).read_bytes()
+    assert not (fresh / "mlflow.db").exists()  # no stage ran: nothing was logged

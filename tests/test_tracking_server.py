@@ -1,0 +1,166 @@
+"""`tracking=server`: stages log to a real MLflow server over HTTP; a dead server loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CONF, TINY_IMAGES
+from meddx import cli
+from meddx.config import compose
+from meddx.errors import ConfigError, TrackingError
+from meddx.stages import acquire_images, preprocess_images, train_cnn
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 10) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def _post(url: str, payload: dict[str, Any]) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real `mlflow server` for the module (it takes seconds to start); always stopped."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below, after the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--serve-artifacts",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    output = (root / "server.log").read_text()
+                    pytest.fail(f"mlflow server did not start:\n{output}", pytrace=False)
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _runs(server: str, experiment: str, stage: str) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"experiment_name": experiment})
+    found = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name?{query}")
+    body = _post(f"{server}/api/2.0/mlflow/runs/search",
+                 {"experiment_ids": [found["experiment"]["experiment_id"]],
+                  "filter": f"tags.`meddx.stage` = '{stage}'"})
+    return body.get("runs", [])
+
+
+def _artifacts(server: str, run_id: str, path: str = "") -> list[str]:
+    query = urllib.parse.urlencode({"run_id": run_id, "path": path})
+    files = _get(f"{server}/api/2.0/mlflow/artifacts/list?{query}").get("files", [])
+    return [f["path"] for f in files]
+
+
+def _by_key(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {item["key"]: item["value"] for item in items}
+
+
+def test_the_server_address_comes_only_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from meddx.tracking import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = compose(["tracking=server"], conf_dir=CONF)
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_URI"):
+        tracking_uri(cfg)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.org")
+    assert tracking_uri(cfg) == "https://mlflow.example.org"
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_PASSWORD"):
+        tracking_uri(compose(["tracking=server", "tracking.uri=https://me:secret@mlflow.example.org"],
+                             conf_dir=CONF))
+
+
+def test_a_stage_logs_its_run_to_the_server(
+    server: str, make_cfg, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    cfg = make_cfg(*TINY_IMAGES, "tracking=server", "tracking.uri=null")
+
+    acquire_images.run(cfg)
+
+    (run,) = _runs(server, cfg.tracking.experiment, "acquire_images")
+    assert run["info"]["status"] == "FINISHED"
+    assert _by_key(run["data"]["params"])["seed"] == "42"
+    assert _by_key(run["data"]["metrics"])["n_train"] == 160
+    assert "config.yaml" in _artifacts(server, run["info"]["run_id"])  # through the server
+
+
+def test_an_unreachable_server_loses_no_result_and_upload_sends_it_later(
+    server: str, make_cfg, tmp_path: Path
+) -> None:
+    cfg = make_cfg(*TINY_IMAGES)
+    acquire_images.run(cfg)
+    preprocess_images.run(cfg)
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        offline = make_cfg(*TINY_IMAGES, f"tracking.uri={dead}", "tracking.retries=1",
+                           "tracking.backoff=0", "tracking.timeout=5")
+        started = time.monotonic()
+        with pytest.raises(TrackingError, match="python -m meddx upload") as failure:
+            train_cnn.run(offline)
+        elapsed = time.monotonic() - started
+
+    assert dead in str(failure.value)
+    metrics = json.loads((tmp_path / "reports" / "metrics" / "train_cnn.json").read_text())
+    assert (tmp_path / "models" / "cnn" / "model.pt").is_file()
+    (spool,) = (tmp_path / "runs" / "unsent").glob("*.json")
+    kept = json.loads(spool.read_text())
+    assert kept["status"] == "FINISHED" and kept["run_id"] is None
+    assert kept["params"]["cnn.max_epochs"] == "2"
+    assert kept["tags"]["meddx.stage"] == "train_cnn"
+    assert {(key, step) for key, _, _, step in kept["metrics"]} >= {("val_auc", 0), ("val_auc", 1)}
+    assert {"config.yaml", "model/model.pt", "metrics/train_cnn.json"} <= set(kept["artifacts"])
+    assert elapsed < 120  # one round of retries, not one per epoch
+
+    status = cli.main(["upload", f"paths.root={tmp_path}", f"tracking.uri={server}"])
+
+    assert status == 0
+    assert not list((tmp_path / "runs" / "unsent").iterdir())
+    (run,) = _runs(server, cfg.tracking.experiment, "train_cnn")
+    assert run["info"]["status"] == "FINISHED"
+    assert _by_key(run["data"]["metrics"])["best_val_auc"] == pytest.approx(metrics["best_val_auc"])
+    assert "model.pt" in " ".join(_artifacts(server, run["info"]["run_id"], "model"))
