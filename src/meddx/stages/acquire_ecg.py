@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from meddx.data import mitbih, synthetic_ecg
 from meddx.data.ecg_records import save_records
 from meddx.errors import ConfigError
-from meddx.paths import Layout, mirror_root
+from meddx.paths import Layout
 from meddx.tracking import stage_run
 
 STAGE = "acquire_ecg"
@@ -45,12 +45,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             acquired = synthetic_ecg.generate(records, spec.synthetic.beats_per_record, spec.fs,
                                               spec.synthetic.noise, cfg.seed)
         elif spec.source == "mitbih":
-            mirror = mirror_root(cfg)
-            source = mitbih.Source(
-                mirror=mirror / mitbih.MIRROR_SUBDIR if mirror else None,
-                cache=layout.cache_dir("mitbih"),
-                url=spec.url,
-            )
+            source = mitbih.Source(mirror=layout.mirror, cache=layout.cache_dir("mitbih"),
+                                   url=spec.url)
             acquired, checked = mitbih.acquire(records, source, spec.lead, spec.fs)
         else:
             raise ConfigError(
