@@ -10,6 +10,7 @@ here, naming itself, rather than as odd beats three stages later.
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,13 +120,22 @@ def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int) -> None:
         )
 
 
-def read_record(folder: Path, record: int, lead: str, fs: float) -> EcgRecord:
-    """One lead of one record, in ADC units, plus the reference (`atr`) annotations."""
+def read_record(folder: Path, record: int, lead: str, fs: float,
+                any_lead: bool = False) -> EcgRecord:
+    """One lead of one record, in ADC units, plus the reference (`atr`) annotations.
+
+    `any_lead` reads the first lead of a record that lacks `lead` (102 and 104 have no MLII):
+    for timing or exploring all 48 records, never for protocol figures, which need one lead.
+    """
     import wfdb
 
     base = str(folder / str(record))
     try:
         header = wfdb.rdheader(base)
+        if lead not in header.sig_name and any_lead:
+            print(f"meddx: MIT-BIH record {record} has no lead {lead}: reading "
+                  f"{header.sig_name[0]} instead", file=sys.stderr)
+            lead = header.sig_name[0]
         if lead not in header.sig_name:
             raise DataError(
                 f"MIT-BIH record {record} has no lead {lead} (its leads: {header.sig_name}); "
@@ -161,12 +171,12 @@ def read_record(folder: Path, record: int, lead: str, fs: float) -> EcgRecord:
     )
 
 
-def acquire(records: Sequence[int], source: Source, lead: str,
-            fs: float) -> tuple[list[EcgRecord], int]:
+def acquire(records: Sequence[int], source: Source, lead: str, fs: float,
+            any_lead: bool = False) -> tuple[list[EcgRecord], int]:
     """The records, each file checked against its folder's SHA256SUMS; and how many were."""
     result, checked = [], 0
     for record in records:
         folder, n_checked = _record_folder(record, source)
         checked += n_checked
-        result.append(read_record(folder, record, lead, fs))
+        result.append(read_record(folder, record, lead, fs, any_lead))
     return result, checked

@@ -23,7 +23,7 @@ from meddx.data import medmnist, synthetic_images
 from meddx.data.fetch import Checksum, fetch
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
-from meddx.data.stats import class_counts
+from meddx.data.stats import split_counts
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
 from meddx.io import atomic_path
@@ -97,10 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         else:  # byte for byte: the raw file keeps its official MD5
             with atomic_path(layout.raw_images) as tmp:
                 shutil.copyfile(source, tmp)
-        splits = {split: {"n": len(arrays[f"{split}_labels"]),
-                          **class_counts(arrays[f"{split}_labels"], spec.task,
-                                         list(spec.class_names))}
-                  for split in SPLITS}
+        splits = split_counts(arrays, spec.task, list(spec.class_names))
         tracked.set_tags({**facts, "data.known_duplicates": len(known)})
         if known:
             tracked.log_text("\n".join(known) + "\n", "known_duplicates.txt")
