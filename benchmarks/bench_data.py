@@ -9,7 +9,6 @@ reports/benchmarks/data.json, keeping the keys other benchmarks put there (e.g. 
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import subprocess
@@ -18,21 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-REPORT = REPO / "reports" / "benchmarks" / "data.json"
+from data_report import REPO, mirror, record
+
 TARGET_S = 10.0
 
 
-def mirror() -> Path:
-    configured = os.environ.get("MEDDX_DATA_MIRROR")
-    path = Path(configured) if configured else REPO.parent / "shared" / "data"
-    if not (path / "medmnist" / "pneumoniamnist.npz").is_file():
-        sys.exit(f"bench_data: no PneumoniaMNIST in the mirror {path}; set MEDDX_DATA_MIRROR")
-    return path.resolve()
-
-
 def main() -> int:
-    env = {**os.environ, "MEDDX_DATA_MIRROR": str(mirror()), "MEDDX_CONF_DIR": str(REPO / "conf"),
+    env = {**os.environ, "MEDDX_DATA_MIRROR": str(mirror("medmnist/pneumoniamnist.npz")),
+           "MEDDX_CONF_DIR": str(REPO / "conf"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
                                                        os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
@@ -59,10 +51,7 @@ def main() -> int:
         print(f"{stage:<18} {seconds:6.2f} s wall, {cpu[stage]:6.2f} s CPU")
     print(f"{'pneumoniamnist':<18} {total:6.2f} s wall, {sum(cpu.values()):6.2f} s CPU "
           f"(target <= {TARGET_S:.0f} s), load average {os.getloadavg()[0]:.1f}")
-    from meddx.io import write_json
-
-    report = json.loads(REPORT.read_text()) if REPORT.is_file() else {}
-    write_json(REPORT, {**report, "pneumoniamnist_s": round(total, 2)})
+    record("pneumoniamnist_s", total)
     return 0 if total <= TARGET_S else 1
 
 

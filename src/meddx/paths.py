@@ -14,16 +14,34 @@ from omegaconf import DictConfig
 
 from meddx.errors import DataError
 
+MIRROR_ENV = "MEDDX_DATA_MIRROR"
+DEFAULT_CACHE = Path("data") / "cache"
+
 
 class Layout:
-    """Named files of one project tree."""
+    """Named files of one project tree, plus the two data folders outside its DVC graph.
 
-    def __init__(self, root: str | Path) -> None:
+    `cache` holds downloads, kept between runs (never a DVC out: DVC would delete it);
+    `mirror` is a read-only folder of real data the user keeps, or None. Both come from
+    `cfg.paths` in `of()`, the one place every stage resolves them.
+    """
+
+    def __init__(self, root: str | Path, cache: str | Path = DEFAULT_CACHE,
+                 mirror: str | Path | None = None) -> None:
         self.root = Path(root)
+        self.cache = self._under_root(cache)
+        self.mirror = self._under_root(mirror) if mirror else None
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Layout:
-        return cls(cfg.paths.root)
+        """`paths.cache`, `paths.mirror` (relative: to `paths.root`), else $MEDDX_DATA_MIRROR."""
+        env = os.environ.get(MIRROR_ENV)
+        mirror = cfg.paths.get("mirror") or (Path(env).expanduser().resolve() if env else None)
+        return cls(cfg.paths.root, cfg.paths.get("cache") or DEFAULT_CACHE, mirror)
+
+    def _under_root(self, path: str | Path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
 
     @property
     def raw_images(self) -> Path:
@@ -50,8 +68,8 @@ class Layout:
         return self.root / "data" / "processed" / "ecg.json"
 
     def cache_dir(self, dataset: str) -> Path:
-        """Downloaded source files, kept between runs; never a DVC out (DVC would delete it)."""
-        return self.root / "data" / "cache" / dataset
+        """The downloads of a dataset that needs a folder of its own (many files)."""
+        return self.cache / dataset
 
     def model_dir(self, model: str) -> Path:
         return self.root / "models" / model
@@ -83,11 +101,6 @@ def _pipeline_file(root: Path) -> Path | None:
         if (folder / "dvc.yaml").is_file():
             return folder / "dvc.yaml"
     return None
-
-def mirror_root(cfg: DictConfig) -> Path | None:
-    """The real-data mirror: `paths.mirror`, else $MEDDX_DATA_MIRROR, else None."""
-    configured = cfg.paths.get("mirror") or os.environ.get("MEDDX_DATA_MIRROR")
-    return Path(configured).expanduser() if configured else None
 
 
 def producer_of(path: Path, root: Path) -> str | None:

@@ -15,13 +15,13 @@ import numpy as np
 
 from meddx.data.ecg_beats import RR_FEATURES
 from meddx.data.npz import SPLITS
+from meddx.data.validate import check_finite, check_label_range
 from meddx.errors import ConfigError, DataError
 
 SPLIT_MODES = ("inter-patient", "intra-patient")
 ARRAYS = ("beats", "rr", "labels", "records")
 VAL_CANDIDATES = 256  # seeded record subsets scored when carving validation out of DS1
 MIN_BEATS_TO_BALANCE = 20  # classes rarer than this in DS1 are ignored by that score
-MAX_LISTED = 10
 
 
 def choose_val_records(class_counts: Mapping[int, np.ndarray], n_val: int, seed: int) -> list[int]:
@@ -90,12 +90,6 @@ def intra_patient(labels: np.ndarray, fractions: Sequence[float],
     return {split: np.sort(np.concatenate(chunks)) for split, chunks in parts.items()}
 
 
-def _listed(items: Iterable[int]) -> str:
-    items = list(items)
-    more = len(items) - MAX_LISTED
-    return f"{items[:MAX_LISTED]}" + (f" and {more} more" if more > 0 else "")
-
-
 def check_record_leakage(records_by_split: Mapping[str, Iterable[int]]) -> None:
     """A patient in two splits makes inter-patient figures intra-patient ones: refuse it."""
     owner: dict[int, str] = {}
@@ -140,17 +134,7 @@ def check_ecg_splits(arrays: Mapping[str, np.ndarray], num_classes: int, length:
             if value.dtype != dtype:
                 raise DataError(f"{name} has dtype {value.dtype}; expected {np.dtype(dtype)}")
             if kind in ("beats", "rr"):
-                bad = np.flatnonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))
-                if len(bad):
-                    raise DataError(
-                        f"{name} holds NaN or infinite values at indices {_listed(bad.tolist())}"
-                    )
-        labels = arrays[f"{split}_labels"]
-        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-        if len(bad):
-            raise DataError(
-                f"{split}_labels holds labels outside 0..{num_classes - 1} at indices "
-                f"{_listed(bad.tolist())} (values {sorted(set(labels[bad].tolist()))[:MAX_LISTED]})"
-            )
+                check_finite(name, value)
+        check_label_range(f"{split}_labels", arrays[f"{split}_labels"], num_classes)
     if split_mode == "inter-patient":
         check_record_leakage({s: np.unique(arrays[f"{s}_records"]) for s in SPLITS})

@@ -1,29 +1,31 @@
 """MIT-BIH Arrhythmia records: find the WFDB files, verify them, read one lead with `wfdb`.
 
-Order of sources per record: the mirror (`<mirror>/mitbih/`), then the download cache, then
-PhysioNet. Every file used is checked against the SHA256SUMS.txt of the folder it comes from
-when that list is there (PhysioNet publishes one), so a corrupt or foreign file fails here,
-naming itself, rather than as odd beats three stages later.
+A record is read from the mirror (`<mirror>/mitbih/`) when the mirror holds all its files;
+otherwise each file comes through `meddx.data.fetch` (download cache, then PhysioNet, with
+retries, Range resume and atomic renames), so the whole record lands in one folder, as wfdb
+needs. Every file is checked against the SHA256SUMS.txt of the folder it comes from when
+that list has an entry for it (PhysioNet publishes one), so a corrupt or foreign file fails
+here, naming itself, rather than as odd beats three stages later.
 """
 
 from __future__ import annotations
 
-import time
+import sys
 import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from meddx.data import fetch
 from meddx.data.ecg_records import EcgRecord
 from meddx.errors import DataError
-from meddx.io import atomic_path, file_digest
 
 EXTENSIONS = ("hea", "dat", "atr")
 SUMS_FILE = "SHA256SUMS.txt"
 MIRROR_SUBDIR = "mitbih"
+URL_KEY = "data.ecg.url"
 # Bytes per sample of the WFDB storage formats MIT-BIH uses (212: two 12-bit samples in 3 bytes).
 BYTES_PER_SAMPLE = {"212": 1.5, "16": 2.0, "80": 1.0}
 ATTEMPTS = 3
@@ -34,13 +36,13 @@ TIMEOUT_S = 20
 class Source:
     """Where the files come from, for the error that says how to supply a missing one."""
 
-    mirror: Path | None  # <mirror>/mitbih, or None when no mirror is configured
+    mirror: Path | None  # the mirror root (records in <mirror>/mitbih), or None
     cache: Path  # downloads land here
     url: str | None  # PhysioNet folder URL, or None to never download
 
 
-def read_sums(folder: Path) -> dict[str, str]:
-    """`file name -> sha256` from the folder's SHA256SUMS.txt; empty when there is none."""
+def read_sums(folder: Path) -> dict[str, fetch.Checksum]:
+    """`file name -> SHA-256` from the folder's SHA256SUMS.txt; empty when there is none."""
     sums_file = folder / SUMS_FILE
     if not sums_file.is_file():
         return {}
@@ -48,107 +50,61 @@ def read_sums(folder: Path) -> dict[str, str]:
     for line in sums_file.read_text().splitlines():
         parts = line.split()
         if len(parts) == 2:
-            sums[parts[1].lstrip("*")] = parts[0].lower()
+            sums[parts[1].lstrip("*")] = fetch.Checksum("sha256", parts[0].lower(), sums_file)
     return sums
 
 
-def verify(path: Path, sums: dict[str, str]) -> bool:
-    """True when checked, False when the list has no entry; DataError on a mismatch."""
-    expected = sums.get(path.name)
-    if expected is None:
-        return False
-    actual = file_digest(path, "sha256")
-    if actual != expected:
-        raise DataError(
-            f"SHA-256 mismatch for {path}: expected {expected}, got {actual} "
-            f"(from {path.parent / SUMS_FILE}); the file is corrupt or not the PhysioNet "
-            "original: replace it, or delete it to download it again"
-        )
-    return True
+def _download_sums(source: Source) -> dict[str, fetch.Checksum]:
+    """The cache's copy of PhysioNet's SHA256SUMS.txt, downloaded when missing and allowed.
 
-
-def _fetch(url: str, target: Path, sums: dict[str, str]) -> None:
-    """Download to a temporary file that becomes `target` only once complete and verified."""
-    last: Exception | None = None
-    for attempt in range(ATTEMPTS):
+    A server without the list (404) leaves the files unchecked; any other failure is an
+    error, rather than files that silently go unchecked.
+    """
+    target = source.cache / SUMS_FILE
+    if not target.is_file() and source.url is not None and not fetch.offline():
+        url = source.url + SUMS_FILE
         try:
-            with atomic_path(target) as tmp:
-                with (urllib.request.urlopen(url, timeout=TIMEOUT_S) as response,
-                      open(tmp, "wb") as out):
-                    while chunk := response.read(1 << 16):
-                        out.write(chunk)
-                expected = sums.get(target.name)
-                actual = file_digest(tmp, "sha256")
-                if expected is not None and actual != expected:
-                    raise DataError(
-                        f"SHA-256 mismatch for {url}: expected {expected}, got {actual}; "
-                        "nothing was kept"
-                    )
-            return
+            fetch.download(url, target, None, SUMS_FILE, attempts=ATTEMPTS, timeout=TIMEOUT_S)
         except urllib.error.HTTPError as exc:
-            if exc.code < 500:
-                raise
-            last = exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            last = exc
-        if attempt + 1 < ATTEMPTS:
-            time.sleep(2**attempt)
-    assert last is not None
-    raise last
+            if exc.code != 404:
+                raise DataError(f"downloading {url} failed ({fetch.reason(exc)})") from None
+        except fetch.DOWNLOAD_ERRORS as exc:
+            raise DataError(f"downloading {url} failed ({fetch.reason(exc)})") from None
+    return read_sums(source.cache)
 
 
-def _missing_error(record: int, name: str, source: Source, failure: str | None) -> DataError:
-    where = (f"not in the mirror folder {source.mirror}" if source.mirror
-             else "no mirror is configured")
-    download = failure or "downloading is switched off (data.ecg.url is null)"
-    return DataError(
-        f"MIT-BIH record {record}: {name} is missing: {where}, and {download}. Supply it either "
-        f"by setting MEDDX_DATA_MIRROR (or paths.mirror) to a folder that holds "
-        f"{MIRROR_SUBDIR}/{name} (with the .hea/.dat/.atr of every record), or by running "
-        f"online so that it is downloaded from PhysioNet into {source.cache}"
-    )
+def _in_mirror(names: list[str], source: Source) -> tuple[Path | None, bool]:
+    """The mirror folder holding all of `names` (or None), and whether the mirror holds any."""
+    if source.mirror is None:
+        return None, False
+    present = {folder: [(folder / name).is_file() for name in names]
+               for folder in fetch.mirror_folders(source.mirror, MIRROR_SUBDIR)}
+    complete = next((folder for folder, found in present.items() if all(found)), None)
+    return complete, any(any(found) for found in present.values())
 
 
-def _download_record(record: int, url: str, source: Source) -> None:
+def _record_folder(record: int, source: Source) -> tuple[Path, int]:
+    """Where the record's files are (verified), and how many were checked against a checksum.
+
+    A record the mirror holds only in part is fetched whole into the cache: wfdb reads the
+    header and signal from one folder.
+    """
     names = [f"{record}.{ext}" for ext in EXTENSIONS]
-    current = url + SUMS_FILE
-    try:
-        sums_path = source.cache / SUMS_FILE
-        if not sums_path.is_file():
-            try:
-                _fetch(current, sums_path, {})
-            except urllib.error.HTTPError as exc:
-                if exc.code != 404:  # a server without a checksum list: files go unchecked
-                    raise
-        sums = read_sums(source.cache)
-        for name in names:
-            if not (source.cache / name).is_file():
-                current = url + name
-                print(f"downloading {current}", flush=True)
-                _fetch(current, source.cache / name, sums)
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        missing = next(n for n in names if not (source.cache / n).is_file())
-        failure = f"downloading {current} failed ({exc})"
-        raise _missing_error(record, missing, source, failure) from None
-
-
-def locate(records: Sequence[int], source: Source) -> dict[int, Path]:
-    """The folder holding each record's files: mirror, else cache, else downloaded to the cache."""
-    folders = {}
-    for record in records:
-        names = [f"{record}.{ext}" for ext in EXTENSIONS]
-        for folder in (source.mirror, source.cache):
-            if folder is not None and all((folder / n).is_file() for n in names):
-                folders[record] = folder
-                break
-        else:
-            if source.url is None:
-                missing = next(n for n in names
-                               if source.mirror is None or not (source.mirror / n).is_file())
-                raise _missing_error(record, missing, source, None)
-            _download_record(record, source.url, source)
-            folders[record] = source.cache
-    return folders
+    folder, partial = _in_mirror(names, source)
+    if folder is not None:
+        sums = read_sums(folder)
+        return folder, sum(fetch.verify(folder / n, sums.get(n), n) for n in names)
+    context = (f"MIT-BIH record {record} (only partly in the mirror {source.mirror}, so fetched "
+               "whole into the cache): " if partial else f"MIT-BIH record {record}: ")
+    cached = all((source.cache / name).is_file() for name in names)
+    sums = read_sums(source.cache) if cached else _download_sums(source)
+    checked = 0
+    for name in names:
+        got = fetch.fetch(name, sums.get(name), source.url and source.url + name, source.cache,
+                          None if partial else source.mirror, MIRROR_SUBDIR,
+                          attempts=ATTEMPTS, timeout=TIMEOUT_S, context=context, url_key=URL_KEY)
+        checked += got.checked
+    return source.cache, checked
 
 
 def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int) -> None:
@@ -164,13 +120,22 @@ def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int) -> None:
         )
 
 
-def read_record(folder: Path, record: int, lead: str, fs: float) -> EcgRecord:
-    """One lead of one record, in ADC units, plus the reference (`atr`) annotations."""
+def read_record(folder: Path, record: int, lead: str, fs: float,
+                any_lead: bool = False) -> EcgRecord:
+    """One lead of one record, in ADC units, plus the reference (`atr`) annotations.
+
+    `any_lead` reads the first lead of a record that lacks `lead` (102 and 104 have no MLII):
+    for timing or exploring all 48 records, never for protocol figures, which need one lead.
+    """
     import wfdb
 
     base = str(folder / str(record))
     try:
         header = wfdb.rdheader(base)
+        if lead not in header.sig_name and any_lead:
+            print(f"meddx: MIT-BIH record {record} has no lead {lead}: reading "
+                  f"{header.sig_name[0]} instead", file=sys.stderr)
+            lead = header.sig_name[0]
         if lead not in header.sig_name:
             raise DataError(
                 f"MIT-BIH record {record} has no lead {lead} (its leads: {header.sig_name}); "
@@ -206,15 +171,12 @@ def read_record(folder: Path, record: int, lead: str, fs: float) -> EcgRecord:
     )
 
 
-def acquire(records: Sequence[int], source: Source, lead: str,
-            fs: float) -> tuple[list[EcgRecord], int]:
+def acquire(records: Sequence[int], source: Source, lead: str, fs: float,
+            any_lead: bool = False) -> tuple[list[EcgRecord], int]:
     """The records, each file checked against its folder's SHA256SUMS; and how many were."""
-    folders = locate(records, source)
-    sums_by_folder = {folder: read_sums(folder) for folder in set(folders.values())}
     result, checked = [], 0
     for record in records:
-        folder = folders[record]
-        for ext in EXTENSIONS:
-            checked += verify(folder / f"{record}.{ext}", sums_by_folder[folder])
-        result.append(read_record(folder, record, lead, fs))
+        folder, n_checked = _record_folder(record, source)
+        checked += n_checked
+        result.append(read_record(folder, record, lead, fs, any_lead))
     return result, checked

@@ -35,8 +35,10 @@ def load_npz(path: str | Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.nda
             missing = [key for key in keys if key not in archive.files]
             if missing:
                 raise DataError(
-                    f"{path} lacks the arrays {missing}; expected the MedMNIST layout {list(keys)}"
+                    f"{path} lacks the arrays {missing}; expected at least {list(keys)}"
                 )
             return {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz file (truncated or corrupt?): {exc}") from None
+        raise DataError(
+            f"{path} is not a readable .npz file (truncated or corrupt?): {exc}"
+        ) from None

@@ -1,10 +1,12 @@
-"""Dataset statistics shared by the image stages: class counts and pixel statistics."""
+"""Dataset statistics shared by the image and ECG stages: class counts, pixel statistics."""
 
 from __future__ import annotations
 
 import re
 
 import numpy as np
+
+from meddx.data.npz import SPLITS
 
 
 def class_key(name: str) -> str:
@@ -17,6 +19,14 @@ def class_counts(labels: np.ndarray, task: str, class_names: list[str]) -> dict[
     counts = (labels.reshape(len(labels), -1).sum(axis=0) if task == "multi-label"
               else np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(class_names)))
     return {class_key(name): int(count) for name, count in zip(class_names, counts, strict=True)}
+
+
+def split_counts(arrays: dict[str, np.ndarray], task: str,
+                 class_names: list[str]) -> dict[str, dict[str, int]]:
+    """Per split: `n` and the `class_counts` of `{split}_labels`, as every data stage reports."""
+    return {split: {"n": len(arrays[f"{split}_labels"]),
+                    **class_counts(arrays[f"{split}_labels"], task, class_names)}
+            for split in SPLITS}
 
 
 def pixel_stats(images: np.ndarray) -> dict[str, list[float]]:

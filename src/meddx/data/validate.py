@@ -1,7 +1,8 @@
 """Checks every image dataset passes before anything trains on it, synthetic ones included.
 
 Each failure is a DataError that names the split, the array and the offending indices, so
-the user can find the bad sample instead of debugging a NaN loss three stages later.
+the user can find the bad sample instead of debugging a NaN loss three stages later. The
+per-array checks (`check_finite`, `check_label_range`) serve the ECG checks too.
 """
 
 from __future__ import annotations
@@ -17,10 +18,28 @@ from meddx.errors import DataError
 MAX_LISTED = 10
 
 
-def _listed(indices: np.ndarray | list[int]) -> str:
+def listed(indices: np.ndarray | list[int]) -> str:
+    """The first MAX_LISTED offending indices, and how many more there are."""
     items = list(map(int, indices[:MAX_LISTED]))
     more = len(indices) - len(items)
     return f"{items}" + (f" and {more} more" if more > 0 else "")
+
+
+def check_finite(name: str, values: np.ndarray) -> None:
+    """No NaN or infinity in any sample (row) of a float array."""
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    if len(bad):
+        raise DataError(f"{name} holds NaN or infinite values at indices {listed(bad)}")
+
+
+def check_label_range(name: str, labels: np.ndarray, num_classes: int) -> None:
+    """Every class index of a 1-D label array lies in 0..num_classes-1."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        raise DataError(
+            f"{name} holds labels outside 0..{num_classes - 1} at indices {listed(bad)} "
+            f"(values {sorted(set(labels[bad[:MAX_LISTED]].tolist()))})"
+        )
 
 
 Duplicate = tuple[str, int, str, int]  # (split, index, other split, other index)
@@ -47,12 +66,11 @@ def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: st
                 f"{name} has {found_channels} channel(s) but the dataset config says {channels}"
             )
         shapes.add(images.shape[1:])
-        if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        if not (np.issubdtype(images.dtype, np.integer)
+                or np.issubdtype(images.dtype, np.floating)):
             raise DataError(f"{name} has dtype {images.dtype}; expected integers or floats")
         if np.issubdtype(images.dtype, np.floating):
-            bad = np.flatnonzero(~np.isfinite(images.reshape(len(images), -1)).all(axis=1))
-            if len(bad):
-                raise DataError(f"{name} holds NaN or infinite values at indices {_listed(bad)}")
+            check_finite(name, images)
         _check_labels(split, labels, num_classes, task)
     if len(shapes) != 1:
         raise DataError(f"splits disagree on the image shape: {sorted(shapes)}")
@@ -68,17 +86,12 @@ def _check_labels(split: str, labels: np.ndarray, num_classes: int, task: str) -
             raise DataError(f"{name} has shape {labels.shape}; expected (N, {num_classes})")
         bad = np.flatnonzero(((labels != 0) & (labels != 1)).any(axis=1))
         if len(bad):
-            raise DataError(f"{name} holds values other than 0/1 at indices {_listed(bad)}")
+            raise DataError(f"{name} holds values other than 0/1 at indices {listed(bad)}")
         return
     flat = labels.reshape(len(labels), -1)
     if flat.shape[1] != 1:
         raise DataError(f"{name} has shape {labels.shape}; expected (N,) or (N, 1)")
-    bad = np.flatnonzero((flat[:, 0] < 0) | (flat[:, 0] >= num_classes))
-    if len(bad):
-        raise DataError(
-            f"{name} holds labels outside 0..{num_classes - 1} at indices {_listed(bad)} "
-            f"(values {sorted(set(flat[bad[:MAX_LISTED], 0].tolist()))})"
-        )
+    check_label_range(name, flat[:, 0], num_classes)
 
 
 def _digests(images: np.ndarray) -> list[bytes]:

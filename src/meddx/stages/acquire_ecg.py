@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from meddx.data import mitbih, synthetic_ecg
 from meddx.data.ecg_records import save_records
 from meddx.errors import ConfigError
-from meddx.paths import Layout, mirror_root
+from meddx.paths import Layout
 from meddx.tracking import stage_run
 
 STAGE = "acquire_ecg"
@@ -35,7 +35,8 @@ def wanted_records(spec: DictConfig) -> list[int]:
     return wanted
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def run(cfg: DictConfig, any_lead: bool = False) -> dict[str, Any]:
+    """`any_lead` (benchmarks only, see `mitbih.read_record`) reads all 48 MIT-BIH records."""
     layout = Layout.of(cfg)
     spec = cfg.data.ecg
     records = wanted_records(spec)
@@ -45,13 +46,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             acquired = synthetic_ecg.generate(records, spec.synthetic.beats_per_record, spec.fs,
                                               spec.synthetic.noise, cfg.seed)
         elif spec.source == "mitbih":
-            mirror = mirror_root(cfg)
-            source = mitbih.Source(
-                mirror=mirror / mitbih.MIRROR_SUBDIR if mirror else None,
-                cache=layout.cache_dir("mitbih"),
-                url=spec.url,
-            )
-            acquired, checked = mitbih.acquire(records, source, spec.lead, spec.fs)
+            source = mitbih.Source(mirror=layout.mirror, cache=layout.cache_dir("mitbih"),
+                                   url=spec.url)
+            acquired, checked = mitbih.acquire(records, source, spec.lead, spec.fs, any_lead)
         else:
             raise ConfigError(
                 f"data.ecg.source={spec.source!r} is not known; known: {list(SOURCES)}"

@@ -20,10 +20,10 @@ import numpy as np
 from omegaconf import DictConfig
 
 from meddx.data import medmnist, synthetic_images
-from meddx.data.fetch import fetch, mirror_dir
+from meddx.data.fetch import Checksum, fetch
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
-from meddx.data.stats import class_counts
+from meddx.data.stats import split_counts
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
 from meddx.io import atomic_path
@@ -48,19 +48,15 @@ def medmnist_subset(spec: DictConfig) -> medmnist.Subset:
     return subset
 
 
-def cache_dir(cfg: DictConfig) -> Path:
-    path = Path(cfg.paths.cache).expanduser()
-    return path if path.is_absolute() else Layout.of(cfg).root / path
-
-
 def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
     """The verified official file and what to record about it."""
     spec = cfg.data.image
     subset = medmnist_subset(spec)
     size = int(spec.size)
     name = subset.file_name(size)
-    got = fetch(name, subset.checksum(size), subset.url(size), cache_dir(cfg),
-                mirror_dir(cfg.paths.mirror, Layout.of(cfg).root), subdir="medmnist")
+    layout = Layout.of(cfg)
+    got = fetch(name, Checksum("md5", subset.checksum(size)), subset.url(size), layout.cache,
+                layout.mirror, subdir="medmnist")
     return got.path, {"data.file": name, "data.md5": subset.checksum(size),
                       "data.origin": got.origin, "data.license": subset.license}
 
@@ -101,10 +97,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         else:  # byte for byte: the raw file keeps its official MD5
             with atomic_path(layout.raw_images) as tmp:
                 shutil.copyfile(source, tmp)
-        splits = {split: {"n": len(arrays[f"{split}_labels"]),
-                          **class_counts(arrays[f"{split}_labels"], spec.task,
-                                         list(spec.class_names))}
-                  for split in SPLITS}
+        splits = split_counts(arrays, spec.task, list(spec.class_names))
         tracked.set_tags({**facts, "data.known_duplicates": len(known)})
         if known:
             tracked.log_text("\n".join(known) + "\n", "known_duplicates.txt")

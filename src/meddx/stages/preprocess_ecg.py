@@ -17,6 +17,7 @@ from meddx.data.ecg_beats import AAMI_CLASSES, RR_FEATURES, RecordBeats, filter_
 from meddx.data.ecg_records import load_records
 from meddx.data.ecg_splits import check_ecg_splits, inter_patient, intra_patient
 from meddx.data.npz import SPLITS, save_npz
+from meddx.data.stats import split_counts
 from meddx.errors import ConfigError, DataError
 from meddx.io import write_json
 from meddx.paths import Layout, require
@@ -61,17 +62,6 @@ def split_beats(per_record: dict[int, RecordBeats], spec: DictConfig,
     )
 
 
-def class_counts(arrays: dict[str, np.ndarray],
-                 class_names: list[str]) -> dict[str, dict[str, int]]:
-    stats = {}
-    for split in SPLITS:
-        counts = np.bincount(arrays[f"{split}_labels"], minlength=len(class_names))
-        stats[split] = {"n": int(counts.sum()),
-                        **{f"class_{name}": int(c)
-                           for name, c in zip(class_names, counts, strict=True)}}
-    return stats
-
-
 def report(stats: dict[str, dict[str, int]], records: dict[str, list[int]], mode: str) -> str:
     names = [key for key in next(iter(stats.values())) if key != "n"]
     lines = [f"ECG beats per split ({mode}):",
@@ -103,7 +93,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         arrays, assignment = split_beats(per_record, spec, cfg.seed)
         check_ecg_splits(arrays, len(spec.class_names), sum(window), spec.split)
         save_npz(layout.processed_ecg, arrays, compress=False)
-        stats = class_counts(arrays, list(spec.class_names))
+        stats = split_counts(arrays, "multi-class", list(spec.class_names))
         used = {r for numbers in assignment.values() for r in numbers}
         write_json(layout.processed_ecg_meta, {
             "name": spec.name,

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
 from meddx.data.samples import write_class_grids
-from meddx.data.stats import class_counts, pixel_stats
+from meddx.data.stats import pixel_stats, split_counts
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
 from meddx.io import write_json
@@ -81,13 +81,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             out[f"{split}_images"] = images[split]
             out[f"{split}_labels"] = labels_for(spec.task, raw[f"{split}_labels"])
         save_npz(layout.processed_images, out, compress=False)
-        stats: dict[str, Any] = {}
+        stats: dict[str, Any] = split_counts(raw, spec.task, list(spec.class_names))
         for split in SPLITS:
-            labels = raw[f"{split}_labels"]
-            stats[split] = {"n": len(labels),
-                            **class_counts(labels, spec.task, list(spec.class_names)),
-                            "pixel_mean": float(np.mean(pixels[split]["mean"])),
-                            "pixel_std": float(np.mean(pixels[split]["std"]))}
+            stats[split].update({"pixel_mean": float(np.mean(pixels[split]["mean"])),
+                                 "pixel_std": float(np.mean(pixels[split]["std"]))})
         facts: dict[str, Any] = {
             "name": spec.name,
             "task": spec.task,
