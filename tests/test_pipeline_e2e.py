@@ -1,4 +1,4 @@
-"""`dvc repro` of the whole image DAG in a fresh copy of the repo, on a tiny config.
+"""`dvc repro` of the whole DAG in a fresh copy of the repo, on a tiny config.
 
 Real DVC, real MLflow sqlite store at the copy's root, real subprocesses: what a user gets
 from `make repro`, shrunk to seconds.
@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
-STAGES = {"acquire_images", "preprocess_images", "train_cnn", "evaluate"}
+STAGES = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 TINY = {
     "conf/data/image/synthetic.yaml": {("synthetic", "train"): 160, ("synthetic", "val"): 80,
                                        ("synthetic", "test"): 80},
