@@ -11,7 +11,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-hpo
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -47,7 +47,7 @@ lock: ## Re-resolve the dependencies and rewrite requirements.lock
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^meddx'; } > requirements.lock
 	rm -rf .lock-venv
 
-bench: bench-data bench-cnn bench-overhead
+bench: bench-data bench-cnn bench-overhead bench-hpo
 
 bench-data: setup
 	$(BIN)/python benchmarks/bench_data.py
@@ -58,5 +58,8 @@ bench-cnn: setup
 bench-overhead: setup
 	$(BIN)/python benchmarks/bench_overhead.py
 
+bench-hpo: setup ## Pruned vs unpruned study, 1 vs 2 workers, on PneumoniaMNIST (long: ~1 h on 2 cores)
+	$(BIN)/python benchmarks/bench_hpo.py
+
 clean: ## Remove outputs, tracking stores and caches (not the venv)
-	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts .pytest_cache .ruff_cache
+	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts optuna.db optuna.journal .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -83,6 +84,7 @@ def retry_locked(fn: Callable[[], T], attempts: int = 8, delay_s: float = 0.25) 
 
 def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
     """The storage behind `url`; only the first opener (`create`) may create tables."""
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -94,17 +96,21 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    return retry_locked(lambda: RDBStorage(
-        url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-        skip_table_creation=not create,
-    ))
+    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return retry_locked(lambda: RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S, skip_table_creation=not create,
+        ))
 
 
 def _kwargs(section: str, cfg: DictConfig) -> dict[str, Any]:
-    node = cfg.hpo.get(f"{section}_kwargs")
+    """`hpo.<section>_kwargs.<chosen name>`: kept per choice so switching needs one override."""
+    name = cfg.hpo[section]
+    node = OmegaConf.select(cfg, f"hpo.{section}_kwargs.{name}")
     kwargs = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     if not isinstance(kwargs, dict):
-        raise ConfigError(f"hpo.{section}_kwargs must be a mapping, got {kwargs!r}")
+        raise ConfigError(f"hpo.{section}_kwargs.{name} must be a mapping, got {kwargs!r}")
     return kwargs
 
 

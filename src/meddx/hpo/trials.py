@@ -94,7 +94,9 @@ class Objective:
                 shutil.rmtree(scratch, ignore_errors=True)
             value = metrics.get(f"best_{metric}")
             finite = value is not None and math.isfinite(value)
-            state = "pruned" if pruning.pruned_at is not None else "complete" if finite else "failed"
+            state = "complete" if finite else "failed"
+            if pruning.pruned_at is not None:
+                state = "pruned"
             tracked.set_tags({STATE_TAG: state})
         if pruning.pruned_at is not None:
             raise optuna.TrialPruned(f"{metric} at epoch {pruning.pruned_at}")
