@@ -1,5 +1,6 @@
 # meddx: two commands do the job on a fresh machine: `make repro` and `make test`.
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
@@ -17,14 +18,15 @@ setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op whe
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]' \
+	  2>&1 | { grep -v '^WARNING: Location' || true; }
 	touch $(STAMP)
 
 repro: setup ## Run the whole pipeline (offline default unless params.yaml says otherwise)
-	$(BIN)/dvc repro
+	MEDDX_PIPELINE_ID=$${MEDDX_PIPELINE_ID:-repro-$$(date -u +%Y%m%dT%H%M%SZ)} $(BIN)/dvc repro
 
 test: setup ## Run the test suite (slow tests included)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
@@ -51,6 +53,7 @@ bench: bench-data bench-cnn bench-overhead bench-hpo
 
 bench-data: setup
 	$(BIN)/python benchmarks/bench_data.py
+	$(BIN)/python benchmarks/bench_ecg.py
 
 bench-cnn: setup
 	$(BIN)/python benchmarks/bench_cnn.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def tracking_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def make_cfg(tmp_path: Path, tracking_db: str, request: pytest.FixtureRequest) -> Callable[..., DictConfig]:
     """Compose conf/ with the project rooted in tmp_path and an experiment of the test's own."""
-    experiment = request.node.name[:200]
+    # Parametrized ids ("test_x[a-b]") are not valid override values: keep word characters.
+    experiment = re.sub(r"[^\w.-]+", "_", request.node.name)[:200]
 
     def _make(*overrides: str) -> DictConfig:
         return compose(

@@ -20,6 +20,9 @@ STAGES: dict[str, str] = {
     "tune": "Search hyperparameters of train_cnn with Optuna (hpo=<name>)",
     "train_cnn": "Train the image classifier (cnn=<name>)",
     "evaluate": "Score the trained CNN once on the test split",
+    "report": "Write reports/report.md and .html: every model beside the published results",
+    "acquire_ecg": "Bring the configured ECG records into data/raw/ecg.npz",
+    "preprocess_ecg": "Filter, segment, label (AAMI) and split ECG beats",
 }
 
 

@@ -6,6 +6,7 @@ through the config, so that moving the whole project is one override: `paths.roo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -36,6 +37,22 @@ class Layout:
     def processed_images_meta(self) -> Path:
         return self.root / "data" / "processed" / "images.json"
 
+    @property
+    def raw_ecg(self) -> Path:
+        return self.root / "data" / "raw" / "ecg.npz"
+
+    @property
+    def processed_ecg(self) -> Path:
+        return self.root / "data" / "processed" / "ecg.npz"
+
+    @property
+    def processed_ecg_meta(self) -> Path:
+        return self.root / "data" / "processed" / "ecg.json"
+
+    def cache_dir(self, dataset: str) -> Path:
+        """Downloaded source files, kept between runs; never a DVC out (DVC would delete it)."""
+        return self.root / "data" / "cache" / dataset
+
     def model_dir(self, model: str) -> Path:
         return self.root / "models" / model
 
@@ -44,6 +61,11 @@ class Layout:
 
     def plots(self, stage: str) -> Path:
         return self.root / "reports" / "plots" / stage
+
+    @property
+    def reports(self) -> Path:
+        """The report (report.md, report.html) lives here; its links are relative to it."""
+        return self.root / "reports"
 
     @property
     def best_overrides(self) -> Path:
@@ -59,10 +81,23 @@ class Layout:
         return self.root / "runs" / stage / key
 
 
+def _pipeline_file(root: Path) -> Path | None:
+    """The dvc.yaml of the project tree, else of the working directory, else of this checkout."""
+    for folder in (root, Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (folder / "dvc.yaml").is_file():
+            return folder / "dvc.yaml"
+    return None
+
+def mirror_root(cfg: DictConfig) -> Path | None:
+    """The real-data mirror: `paths.mirror`, else $MEDDX_DATA_MIRROR, else None."""
+    configured = cfg.paths.get("mirror") or os.environ.get("MEDDX_DATA_MIRROR")
+    return Path(configured).expanduser() if configured else None
+
+
 def producer_of(path: Path, root: Path) -> str | None:
     """The dvc.yaml stage whose outs contain `path`, so a missing input names its maker."""
-    dvc_yaml = root / "dvc.yaml"
-    if not dvc_yaml.is_file():
+    dvc_yaml = _pipeline_file(root)
+    if dvc_yaml is None:
         return None
     stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
     try:

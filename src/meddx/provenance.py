@@ -21,7 +21,11 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 def git_state(cwd: Path) -> dict[str, str]:
-    """Commit and dirty flag (tracked files only: DVC outputs and stores are not code)."""
+    """Commit and dirty flag of the checkout holding `cwd` (tracked files only).
+
+    Stages pass the location of the meddx code itself: what ran is what must be identified,
+    wherever the data root lives.
+    """
     commit = _git("rev-parse", "HEAD", cwd=cwd)
     if commit is None:
         return {"git.commit": "unknown", "git.dirty": "unknown"}

@@ -150,7 +150,7 @@ def stage_run(
             "meddx.stage": stage,
             "dvc.stage": stage,
             "meddx.pipeline_id": pipeline_id(root),
-            **git_state(root),
+            **git_state(Path(__file__).resolve().parent),
             **input_hashes(list(inputs), Path(cfg.paths.root)),
         }
         tags["mlflow.source.git.commit"] = tags["git.commit"]

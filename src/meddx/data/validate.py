@@ -7,6 +7,7 @@ the user can find the bad sample instead of debugging a NaN loss three stages la
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 
 import numpy as np
 
@@ -22,8 +23,12 @@ def _listed(indices: np.ndarray | list[int]) -> str:
     return f"{items}" + (f" and {more} more" if more > 0 else "")
 
 
+Duplicate = tuple[str, int, str, int]  # (split, index, other split, other index)
+
+
 def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: str,
-                       channels: int) -> None:
+                       channels: int, tolerated: Collection[Duplicate] = ()) -> list[str]:
+    """Raise a DataError on the first problem; return the `tolerated` leaks that were found."""
     shapes = set()
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -51,7 +56,7 @@ def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: st
         _check_labels(split, labels, num_classes, task)
     if len(shapes) != 1:
         raise DataError(f"splits disagree on the image shape: {sorted(shapes)}")
-    check_no_leakage(arrays)
+    return check_no_leakage(arrays, tolerated)
 
 
 def _check_labels(split: str, labels: np.ndarray, num_classes: int, task: str) -> None:
@@ -80,19 +85,29 @@ def _digests(images: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
 
 
-def check_no_leakage(arrays: dict[str, np.ndarray]) -> None:
-    """The same image in two splits inflates every test figure: refuse it."""
+def check_no_leakage(arrays: dict[str, np.ndarray],
+                     tolerated: Collection[Duplicate] = ()) -> list[str]:
+    """The same image in two splits inflates every test figure: refuse it.
+
+    `tolerated` lists duplicates known to be part of a published split (see
+    `meddx.data.medmnist`): changing that split would break comparability with every
+    published figure, so those are returned for reporting instead of raised.
+    """
     seen: dict[bytes, tuple[str, int]] = {}
     clashes: list[str] = []
+    known: list[str] = []
+    allowed = set(tolerated)
     for split in SPLITS:
         for index, digest in enumerate(_digests(arrays[f"{split}_images"])):
             first = seen.get(digest)
             if first is None:
                 seen[digest] = (split, index)
             elif first[0] != split:
-                clashes.append(f"{first[0]}[{first[1]}] = {split}[{index}]")
+                text = f"{first[0]}[{first[1]}] = {split}[{index}]"
+                (known if (*first, split, index) in allowed else clashes).append(text)
     if clashes:
         raise DataError(
             f"{len(clashes)} image(s) appear in more than one split (leakage): "
             + ", ".join(clashes[:MAX_LISTED]) + (" ..." if len(clashes) > MAX_LISTED else "")
         )
+    return known

@@ -1,47 +1,114 @@
 """Stage `acquire_images`: bring the configured image dataset into `data/raw/images.npz`.
 
 Every source ends in the same MedMNIST layout and passes the same validation, so nothing
-downstream knows or cares where the images came from.
+downstream knows or cares where the images came from. Sources (`data.image.source`):
+- `synthetic`: the seeded offline generator, used only when configured;
+- `medmnist`: an official MedMNIST 2D file, from the cache, a mirror or Zenodo, always
+  MD5-verified (meddx.data.fetch), copied byte for byte;
+- `folder`: the user's own PNG/JPEG, DICOM or NIfTI files (meddx.data.folder), DICOM
+  de-identified as it is read.
+A missing real dataset is an error, never a silent fall-back to synthetic data.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data import synthetic_images
-from meddx.data.npz import SPLITS, save_npz
+from meddx.data import medmnist, synthetic_images
+from meddx.data.fetch import fetch, mirror_dir
+from meddx.data.medmnist import tolerated_duplicates
+from meddx.data.npz import SPLITS, load_npz, save_npz
+from meddx.data.stats import class_counts
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
+from meddx.io import atomic_path
 from meddx.paths import Layout
 from meddx.tracking import stage_run
 
 STAGE = "acquire_images"
 SECTIONS = ("seed", "data.image")
+SOURCES = ("synthetic", "medmnist", "folder")
 
 
-def _acquire(spec: DictConfig, seed: int) -> dict[str, np.ndarray]:
+def medmnist_subset(spec: DictConfig) -> medmnist.Subset:
+    """The registry entry of `spec.name`, checked against what the config claims."""
+    subset = medmnist.subset(spec.name)
+    expected = {"task": subset.task, "channels": subset.channels,
+                "class_names": list(subset.class_names)}
+    for key, value in expected.items():
+        found = list(spec[key]) if key == "class_names" else spec[key]
+        if found != value:
+            raise ConfigError(f"data.image.{key}={found!r} disagrees with the MedMNIST registry "
+                              f"for {subset.name} ({value!r}); use data/image={subset.name}")
+    return subset
+
+
+def cache_dir(cfg: DictConfig) -> Path:
+    path = Path(cfg.paths.cache).expanduser()
+    return path if path.is_absolute() else Layout.of(cfg).root / path
+
+
+def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
+    """The verified official file and what to record about it."""
+    spec = cfg.data.image
+    subset = medmnist_subset(spec)
+    size = int(spec.size)
+    name = subset.file_name(size)
+    got = fetch(name, subset.checksum(size), subset.url(size), cache_dir(cfg),
+                mirror_dir(cfg.paths.mirror, Layout.of(cfg).root), subdir="medmnist")
+    return got.path, {"data.file": name, "data.md5": subset.checksum(size),
+                      "data.origin": got.origin, "data.license": subset.license}
+
+
+def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Path | None]:
+    """The configured dataset's arrays, facts to record, and the file they came from (if any)."""
+    spec = cfg.data.image
+    if spec.source == "medmnist":
+        path, facts = _fetch_medmnist(cfg)
+        return load_npz(path), facts, path
     if spec.source == "synthetic":
-        return synthetic_images.generate(
+        arrays = synthetic_images.generate(
             num_classes=len(spec.class_names),
             sizes={split: spec.synthetic[split] for split in SPLITS},
-            image_size=spec.size,
-            channels=spec.channels,
-            noise=spec.synthetic.noise,
-            seed=seed,
+            image_size=spec.size, channels=spec.channels, noise=spec.synthetic.noise,
+            seed=cfg.seed,
         )
-    raise ConfigError(f"data.image.source={spec.source!r} is not known; known: ['synthetic']")
+    elif spec.source == "folder":
+        from meddx.data.folder import load_folder
+
+        arrays = load_folder(spec, cfg.seed, Layout.of(cfg).root)
+    else:
+        raise ConfigError(f"data.image.source={spec.source!r} is not known; known: {list(SOURCES)}")
+    return arrays, {"data.origin": spec.source}, None
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     spec = cfg.data.image
+    if spec.source == "medmnist":  # a bad name or size fails before an MLflow run opens
+        medmnist_subset(spec).file_name(int(spec.size))
     with stage_run(cfg, STAGE, run_name=f"{STAGE} {spec.name}", sections=SECTIONS) as tracked:
-        arrays = _acquire(spec, cfg.seed)
-        check_image_splits(arrays, len(spec.class_names), spec.task, spec.channels)
-        save_npz(layout.raw_images, arrays)
-        counts = {f"n_{split}": int(len(arrays[f"{split}_labels"])) for split in SPLITS}
-        tracked.log_metrics(counts)
-    return counts
+        arrays, facts, source = acquire(cfg)
+        known = check_image_splits(arrays, len(spec.class_names), spec.task, spec.channels,
+                                   tolerated_duplicates(spec.source, spec.name, spec.size))
+        if source is None:
+            save_npz(layout.raw_images, arrays)
+        else:  # byte for byte: the raw file keeps its official MD5
+            with atomic_path(layout.raw_images) as tmp:
+                shutil.copyfile(source, tmp)
+        splits = {split: {"n": len(arrays[f"{split}_labels"]),
+                          **class_counts(arrays[f"{split}_labels"], spec.task,
+                                         list(spec.class_names))}
+                  for split in SPLITS}
+        tracked.set_tags({**facts, "data.known_duplicates": len(known)})
+        if known:
+            tracked.log_text("\n".join(known) + "\n", "known_duplicates.txt")
+        counts = {f"n_{split}": splits[split]["n"] for split in SPLITS}
+        tracked.log_metrics({**counts, **{f"{split}.{key}": value for split, row in splits.items()
+                                          for key, value in row.items() if key != "n"}})
+    return {**counts, "splits": splits, "known_duplicates": known, **facts}

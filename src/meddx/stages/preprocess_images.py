@@ -3,6 +3,13 @@
 Intensity scaling is a config choice because published protocols differ: MedMNIST's
 baseline maps to [-1, 1] (`symmetric`), others use [0, 1] (`unit`) or train-split z-scores
 (`zscore`, statistics from the training split only, so nothing leaks from val/test).
+
+Numpy rather than MONAI here: these are whole-array operations on data that is already
+square, uint8 and of the configured size, and `import monai.transforms` alone costs 7-15 s
+on this machine, more than the whole PneumoniaMNIST acquire + preprocess budget. MONAI does
+the per-image work where images arrive in arbitrary shapes (meddx.data.folder).
+Augmentation is not done here: it is training-only and per dataset (`data.image.augment`,
+applied by meddx.data.augment inside the training step).
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
+from meddx.data.samples import write_class_grids
+from meddx.data.stats import class_counts, pixel_stats
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
 from meddx.io import write_json
@@ -20,7 +30,7 @@ from meddx.paths import Layout, require
 from meddx.tracking import stage_run
 
 STAGE = "preprocess_images"
-SECTIONS = ("data.image",)
+SECTIONS = ("seed", "data.image")
 INTENSITY_MODES = ("unit", "symmetric", "zscore")
 
 
@@ -32,7 +42,8 @@ def channel_first(images: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def scale_intensity(splits: dict[str, np.ndarray], mode: str) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+def scale_intensity(splits: dict[str, np.ndarray], mode: str
+                    ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
     if mode == "unit":
         return splits, {"mean": [0.0], "std": [1.0]}
     if mode == "symmetric":
@@ -60,15 +71,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                    sections=SECTIONS) as tracked:
         raw = load_npz(source)
         num_classes = len(spec.class_names)
-        check_image_splits(raw, num_classes, spec.task, spec.channels)
-        images, norm = scale_intensity(
-            {s: channel_first(raw[f"{s}_images"]) for s in SPLITS}, spec.intensity
-        )
+        check_image_splits(raw, num_classes, spec.task, spec.channels,
+                           tolerated_duplicates(spec.source, spec.name, spec.size))
+        unit = {s: channel_first(raw[f"{s}_images"]) for s in SPLITS}
+        pixels = {s: pixel_stats(unit[s]) for s in SPLITS}  # in [0, 1], before scaling
+        images, norm = scale_intensity(unit, spec.intensity)
         out: dict[str, np.ndarray] = {}
         for split in SPLITS:
             out[f"{split}_images"] = images[split]
             out[f"{split}_labels"] = labels_for(spec.task, raw[f"{split}_labels"])
         save_npz(layout.processed_images, out, compress=False)
+        stats: dict[str, Any] = {}
+        for split in SPLITS:
+            labels = raw[f"{split}_labels"]
+            stats[split] = {"n": len(labels),
+                            **class_counts(labels, spec.task, list(spec.class_names)),
+                            "pixel_mean": float(np.mean(pixels[split]["mean"])),
+                            "pixel_std": float(np.mean(pixels[split]["std"]))}
         facts: dict[str, Any] = {
             "name": spec.name,
             "task": spec.task,
@@ -77,18 +96,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "channels": int(images["train"].shape[1]),
             "size": int(images["train"].shape[-1]),
             "normalization": norm,
+            "splits": stats,
+            "pixels": pixels,
         }
-        stats: dict[str, Any] = {}
-        for split in SPLITS:
-            labels = raw[f"{split}_labels"]
-            counts = (labels.sum(axis=0) if spec.task == "multi-label"
-                      else np.bincount(labels.reshape(-1), minlength=num_classes))
-            stats[split] = {"n": int(len(labels)),
-                            **{f"class_{name}": int(c) for name, c in zip(spec.class_names, counts,
-                                                                           strict=True)}}
-        facts["splits"] = stats
         write_json(layout.processed_images_meta, facts)
         write_json(layout.metrics(STAGE), stats)
-        tracked.log_metrics({f"{split}.{k}": v for split, row in stats.items() for k, v in row.items()})
+        grids = layout.plots(STAGE) / "samples"
+        write_class_grids(raw["train_images"], raw["train_labels"], spec.task,
+                          list(spec.class_names), grids, seed=cfg.seed)
+        tracked.log_metrics({f"{split}.{key}": value for split, row in stats.items()
+                             for key, value in row.items()})
         tracked.log_artifact(layout.processed_images_meta)
+        tracked.log_artifact(grids, "samples")
     return stats

@@ -1,0 +1,153 @@
+"""From a continuous ECG lead to labelled beats: filtering, AAMI labels, windows, RR features.
+
+Pure numpy/scipy functions over one record, so that the same code serves MIT-BIH and the
+synthetic stand-in, and hypothesis can check the windowing and the label mapping directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from omegaconf import DictConfig
+
+from meddx.errors import ConfigError
+
+AAMI_CLASSES = ("N", "S", "V", "F", "Q")
+# BENCHMARKS.md section 2 (AAMI EC57 grouping of the MIT-BIH beat symbols).
+AAMI_GROUPS: dict[str, tuple[str, ...]] = {
+    "N": ("N", "L", "R", "e", "j"),
+    "S": ("A", "a", "J", "S"),
+    "V": ("V", "E"),
+    "F": ("F",),
+    "Q": ("/", "f", "Q"),
+}
+AAMI_INDEX: dict[str, int] = {
+    symbol: AAMI_CLASSES.index(group)
+    for group, symbols in AAMI_GROUPS.items()
+    for symbol in symbols
+}
+# Every WFDB beat symbol: these are R peaks (they count for RR intervals) even when AAMI gives
+# them no class (B, r, n, ?). Everything else (+, ~, |, x, !, ...) is a rhythm/noise note.
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+RR_FEATURES = ("rr_prev", "rr_next", "rr_local", "rr_ratio")
+BASELINE_MODES = ("median", "highpass", "none")
+
+
+def aami_labels(symbols: Iterable[str]) -> np.ndarray:
+    """AAMI class index per annotation symbol; -1 for anything that is not an AAMI beat."""
+    return np.array([AAMI_INDEX.get(str(s), -1) for s in symbols], dtype=np.int64)
+
+
+def beat_positions(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The annotated R peaks (sorted) and their symbols, non-beat annotations removed."""
+    is_beat = np.isin(symbols, list(BEAT_SYMBOLS))
+    peaks, beat_symbols = np.asarray(samples)[is_beat], np.asarray(symbols)[is_beat]
+    order = np.argsort(peaks, kind="stable")
+    return peaks[order].astype(np.int64), beat_symbols[order]
+
+
+def beat_windows(signal: np.ndarray, peaks: np.ndarray, before: int,
+                 after: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows `signal[p - before : p + after]` (R peak at index `before`) and a kept-mask.
+
+    Beats whose window would cross either end of the record are dropped rather than padded:
+    padding would invent signal the classifier could learn from.
+    """
+    if before < 0 or after < 1:
+        raise ConfigError(f"window [{before}, {after}] must have before >= 0 and after >= 1")
+    peaks = np.asarray(peaks, dtype=np.int64)
+    kept = (peaks - before >= 0) & (peaks + after <= len(signal))
+    index = peaks[kept, None] + np.arange(-before, after, dtype=np.int64)
+    return signal[index], kept
+
+
+def rr_features(peaks: np.ndarray, fs: float, local: int) -> np.ndarray:
+    """(N, 4) seconds: previous RR, next RR, mean of the last `local` RR, previous/local.
+
+    NaN where a neighbour is missing (first and last beat), so callers drop those beats
+    instead of training on a made-up interval.
+    """
+    n = len(peaks)
+    out = np.full((n, len(RR_FEATURES)), np.nan)
+    if n < 2:
+        return out
+    rr = np.diff(np.asarray(peaks, dtype=np.float64)) / fs
+    out[1:, 0] = rr
+    out[:-1, 1] = rr
+    # Mean of rr[max(0, i - local) : i] for beat i >= 1 (its own previous RR included).
+    cumulative = np.concatenate([[0.0], np.cumsum(rr)])
+    ends = np.arange(1, n)
+    starts = np.maximum(0, ends - local)
+    out[1:, 2] = (cumulative[ends] - cumulative[starts]) / (ends - starts)
+    out[1:, 3] = out[1:, 0] / out[1:, 2]
+    return out
+
+
+def _odd(samples: float) -> int:
+    return max(1, round(samples) // 2 * 2 + 1)
+
+
+def filter_signal(signal: np.ndarray, fs: float, spec: DictConfig) -> np.ndarray:
+    """Remove baseline wander, then high-frequency noise (zero-phase, so R peaks stay put)."""
+    from scipy import ndimage
+    from scipy import signal as sps
+
+    x = np.asarray(signal, dtype=np.float64)
+    if spec.baseline == "median":
+        baseline = x
+        for ms in spec.median_ms:
+            baseline = ndimage.median_filter(baseline, size=_odd(ms * fs / 1000), mode="nearest")
+        x = x - baseline
+    elif spec.baseline == "highpass":
+        sos = sps.butter(spec.order, spec.highpass_hz, btype="highpass", fs=fs, output="sos")
+        x = sps.sosfiltfilt(sos, x)
+    elif spec.baseline != "none":
+        raise ConfigError(
+            f"data.ecg.filter.baseline={spec.baseline!r} is not known; "
+            f"known: {list(BASELINE_MODES)}"
+        )
+    if spec.lowpass_hz is not None:
+        if not 0 < spec.lowpass_hz < fs / 2:
+            raise ConfigError(
+                f"data.ecg.filter.lowpass_hz={spec.lowpass_hz} must lie in (0, {fs / 2}) at fs={fs}"
+            )
+        sos = sps.butter(spec.order, spec.lowpass_hz, btype="lowpass", fs=fs, output="sos")
+        x = sps.sosfiltfilt(sos, x)
+    return x.astype(np.float32)
+
+
+def standardise(beats: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per beat: amplitude differs between patients and leads."""
+    mean = beats.mean(axis=-1, keepdims=True)
+    std = np.maximum(beats.std(axis=-1, keepdims=True), 1e-6)
+    return ((beats - mean) / std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RecordBeats:
+    beats: np.ndarray  # (N, L) float32, standardised per beat
+    rr: np.ndarray  # (N, 4) float32 seconds, RR_FEATURES
+    labels: np.ndarray  # (N,) int64 AAMI class index
+    annotated: int  # beat annotations in the record, kept or not
+
+
+def record_beats(signal: np.ndarray, samples: np.ndarray, symbols: np.ndarray, fs: float,
+                 window: tuple[int, int], rr_local: int) -> RecordBeats:
+    """The labelled beats of one filtered record.
+
+    RR intervals use every annotated beat (AAMI-classed or not) so that an unclassified beat
+    does not fake a long pause; kept are the AAMI beats with both neighbours and a full window.
+    """
+    peaks, beat_symbols = beat_positions(samples, symbols)
+    labels = aami_labels(beat_symbols)
+    rr = rr_features(peaks, fs, rr_local)
+    beats, in_bounds = beat_windows(signal, peaks, *window)
+    keep = (labels[in_bounds] >= 0) & np.isfinite(rr[in_bounds]).all(axis=1)
+    return RecordBeats(
+        beats=standardise(beats[keep]),
+        rr=rr[in_bounds][keep].astype(np.float32),
+        labels=labels[in_bounds][keep],
+        annotated=len(peaks),
+    )

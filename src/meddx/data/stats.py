@@ -1,0 +1,28 @@
+"""Dataset statistics shared by the image stages: class counts and pixel statistics."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+
+def class_key(name: str) -> str:
+    """`class_<name>` with MLflow-safe characters (MedMNIST names hold commas, parentheses)."""
+    return "class_" + re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
+
+
+def class_counts(labels: np.ndarray, task: str, class_names: list[str]) -> dict[str, int]:
+    """Images per class (multi-label: positives per class), keyed by `class_key`."""
+    counts = (labels.reshape(len(labels), -1).sum(axis=0) if task == "multi-label"
+              else np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(class_names)))
+    return {class_key(name): int(count) for name, count in zip(class_names, counts, strict=True)}
+
+
+def pixel_stats(images: np.ndarray) -> dict[str, list[float]]:
+    """Per-channel mean/std/min/max of channel-first `(N, C, H, W)` images."""
+    axes = (0, 2, 3)
+    return {"mean": images.mean(axis=axes, dtype=np.float64).tolist(),
+            "std": images.std(axis=axes, dtype=np.float64).tolist(),
+            "min": images.min(axis=axes).astype(float).tolist(),
+            "max": images.max(axis=axes).astype(float).tolist()}

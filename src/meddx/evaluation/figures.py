@@ -1,0 +1,107 @@
+"""PNG figures for people (MLflow artifacts, the report); DVC renders its own from the data files.
+
+matplotlib runs headless (Agg) so stages work on servers and in CI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from meddx.io import atomic_path
+
+DPI = 110
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def curves(path: Path, series: Mapping[str, Sequence[Mapping[str, float]]], x: str, y: str,
+           title: str, diagonal: bool) -> Path:
+    """One line per class (label -> points), e.g. ROC (fpr, tpr) or precision-recall."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for label, points in series.items():
+        ax.plot([p[x] for p in points], [p[y] for p in points], label=label, linewidth=1.4)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=x, ylabel=y, title=title)
+    ax.legend(fontsize=7, loc="lower right" if diagonal else "lower left")
+    return _save(fig, path)
+
+
+def confusion(path: Path, matrix: np.ndarray, names: list[str]) -> Path:
+    """Counts with row-normalised shading: a rare class's errors show as well as a common one's."""
+    rows = matrix.sum(axis=1, keepdims=True)
+    shade = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    size = 1.2 + 0.7 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    image = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center",
+                color="white" if shade[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the actual class")
+    return _save(fig, path)
+
+
+def reliability(path: Path, bins: Sequence[Mapping[str, float]], ece: float) -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal of calibration."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    lows = [b["bin_low"] for b in bins]
+    widths = [b["bin_high"] - b["bin_low"] for b in bins]
+    accuracy = [b["accuracy"] for b in bins]
+    ax.bar(lows, accuracy, width=widths, align="edge", edgecolor="black", linewidth=0.5,
+           label="accuracy")
+    ax.bar(lows, [b["confidence"] - a for b, a in zip(bins, accuracy, strict=True)],
+           bottom=accuracy, width=widths, align="edge", color="tab:red", alpha=0.3,
+           label="gap to confidence")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
+           title=f"Reliability (ECE {ece:.3f})")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """Channels-first image scaled to [0, 1] for imshow: (H, W) grey or (H, W, 3) colour."""
+    shown = image[0] if image.shape[0] == 1 else np.moveaxis(image[:3], 0, -1)
+    low, high = float(shown.min()), float(shown.max())
+    return (shown - low) / (high - low) if high > low else np.zeros_like(shown)
+
+
+def heatmap_grid(path: Path, cells: Sequence[Sequence[Mapping[str, Any] | None]],
+                 row_labels: list[str], title: str) -> Path:
+    """Images with their heat map overlaid; a cell is {image, heat, label, correct} or None."""
+    n_rows, n_cols = len(cells), max(len(row) for row in cells)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols, 1.75 * n_rows), squeeze=False)
+    for r, row in enumerate(cells):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            cell = row[c] if c < len(row) else None
+            if cell is None:
+                ax.set_frame_on(False)  # not axis("off"): the row label lives on column 0
+                continue
+            ax.imshow(_display(cell["image"]), cmap="gray")
+            ax.imshow(cell["heat"], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.set_title(cell["label"], fontsize=6, color="green" if cell["correct"] else "red")
+            for spine in ax.spines.values():
+                spine.set_edgecolor("green" if cell["correct"] else "red")
+                spine.set_linewidth(2)
+        axes[r][0].set_ylabel(row_labels[r], fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

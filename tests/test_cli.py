@@ -1,0 +1,58 @@
+"""The command line DVC calls: fast to start, clear about bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+
+def _meddx(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "meddx", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_help_lists_every_stage() -> None:
+    result = _meddx("--help")
+    assert result.returncode == 0
+    for stage in ("acquire_images", "preprocess_images", "train_cnn", "evaluate"):
+        assert stage in result.stdout
+
+
+def test_help_imports_no_heavy_library() -> None:
+    probe = ("import sys, runpy; sys.argv=['meddx','--help']\n"
+             "try:\n    runpy.run_module('meddx', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "heavy = [m for m in ('torch', 'pytorch_lightning', 'mlflow', 'monai') if m in sys.modules]\n"
+             "print('HEAVY=' + ','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_unknown_group_option_fails_with_the_allowed_values() -> None:
+    result = _meddx("train_cnn", "cnn=nope")
+    assert result.returncode == 2
+    assert "cnn/nope" in result.stderr and "basic" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wrongly_typed_override_fails_naming_the_key() -> None:
+    result = _meddx("train_cnn", "cnn.optimizer.lr=abc")
+    assert result.returncode == 2
+    assert "cnn.optimizer.lr" in result.stderr
+
+
+def test_missing_input_names_the_stage_that_produces_it(tmp_path: Path) -> None:
+    result = _meddx("train_cnn", f"paths.root={tmp_path}")
+    assert result.returncode == 2
+    assert "preprocess_images" in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_compose_check_detects_a_stale_params_file(tmp_path: Path) -> None:
+    stale = tmp_path / "params.yaml"
+    stale.write_text("seed: 1\n")
+    result = _meddx("compose", "--output", str(stale), "--check")
+    assert result.returncode == 1
+    assert "make params" in result.stderr

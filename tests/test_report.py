@@ -1,0 +1,168 @@
+"""The image DAG end to end on the offline default: evaluation outputs, the report, DVC plots,
+MLflow artifacts and the registry, and the notebooks, all from one tiny pipeline run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CONF, REPO, TINY_IMAGES
+from meddx.config import compose
+
+pytestmark = pytest.mark.slow
+STAGES = ("acquire_images", "preprocess_images", "train_cnn", "evaluate", "report")
+NUMBER = r"-?\d+(\.\d+)?"
+WITH_CI = re.compile(rf"^{NUMBER}( \[{NUMBER}, {NUMBER}\])?$")
+HEADLINE = ("auc", "acc", "balanced_acc", "ece")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, tracking_db: str) -> Path:
+    """Every stage's run() in dvc.yaml order, as `dvc repro` runs them, in a fresh tree."""
+    root = tmp_path_factory.mktemp("project")
+    cfg = compose([f"paths.root={root}", f"tracking.uri={tracking_db}",
+                   "tracking.experiment=report-pipeline", *TINY_IMAGES,
+                   "evaluate.bootstrap=200"], conf_dir=CONF)
+    for stage in STAGES:
+        importlib.import_module(f"meddx.stages.{stage}").run(cfg)
+    return root
+
+
+def _tables(markdown: str) -> list[list[list[str]]]:
+    tables, current = [], []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif current:
+            tables.append([row for row in current if not set("".join(row)) <= {"-"}])
+            current = []
+    return tables
+
+
+def test_report_embeds_every_figure_and_shows_every_metric_as_a_number(project: Path) -> None:
+    report = project / "reports" / "report.md"
+    text = report.read_text()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {Path(f).stem for f in figures} >= {"roc", "pr", "reliability", "confusion", "gradcam"}
+    for figure in figures:
+        assert (report.parent / figure).is_file(), figure
+    tables = _tables(text)
+    models = next(t for t in tables if t[0][0] == "model")
+    cnn = next(row for row in models if row[0] == "cnn")
+    for cell in cnn[2:7]:
+        assert WITH_CI.match(cell), cell
+    comparison = next(t for t in tables if t[0][0] == "method")
+    ours = next(row for row in comparison if row[0].startswith("meddx cnn"))
+    assert all(WITH_CI.match(cell) for cell in ours[1:]), ours
+    per_class = next(t for t in tables if t[0][0] == "class")
+    result = json.loads((project / "reports" / "metrics" / "evaluate.json").read_text())
+    for row in per_class[1:]:
+        for column, cell in zip(per_class[0][1:], row[1:], strict=True):
+            if cell == "undefined":  # only where the figure has no value (0/0)
+                assert np.isnan(result["per_class"][row[0]][column])
+            else:
+                assert re.fullmatch(NUMBER, cell), (row[0], column, cell)
+
+
+def test_report_lists_models_the_dag_has_not_produced(project: Path) -> None:
+    models = next(t for t in _tables((project / "reports" / "report.md").read_text())
+                  if t[0][0] == "model")
+    rnn = next(row for row in models if row[0] == "rnn")
+    assert "not produced" in rnn
+
+
+def test_report_names_the_mlflow_runs_that_produced_it(project: Path, tracking_db: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    text = (project / "reports" / "report.md").read_text()
+    client = MlflowClient(tracking_uri=tracking_db)
+    experiment = client.get_experiment_by_name("report-pipeline")
+    runs = client.search_runs([experiment.experiment_id])
+    by_stage = {r.data.tags["meddx.stage"]: r.info.run_id for r in runs}
+    for stage in ("train_cnn", "evaluate", "report"):
+        assert by_stage[stage] in text
+
+
+def test_html_report_is_self_contained(project: Path) -> None:
+    page = (project / "reports" / "report.html").read_text()
+    figures = re.findall(r"!\[", (project / "reports" / "report.md").read_text())
+    assert page.count('src="data:image/png;base64,') == len(figures)
+    assert "<table>" in page and 'src="plots/' not in page
+
+
+def test_metrics_json_has_every_headline_figure_inside_its_interval(project: Path) -> None:
+    result = json.loads((project / "reports" / "metrics" / "evaluate.json").read_text())
+    for key in HEADLINE:
+        low, value, high = (result[f"test_{key}_ci_low"], result[f"test_{key}"],
+                            result[f"test_{key}_ci_high"])
+        assert low <= value <= high, key
+    assert result["bootstrap"] == 200 and result["n_test"] == 80
+    plots = project / "reports" / "plots" / "evaluate"
+    for name in ("roc.json", "pr.json", "calibration.json", "confusion.csv"):
+        assert (plots / name).stat().st_size > 0
+
+
+def test_dvc_plots_show_renders_the_curves_and_figures(project: Path, tmp_path: Path) -> None:
+    shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "--force", "-q"], cwd=project, check=True)
+    subprocess.run([*dvc, "plots", "show", "-o", str(tmp_path / "html")], cwd=project,
+                   check=True, capture_output=True)
+    page = (tmp_path / "html" / "index.html").read_text()
+    for name in ("roc.json", "pr.json", "calibration.json", "confusion.csv"):
+        assert name in page
+    static = {p.name for p in (tmp_path / "html" / "static").iterdir()}
+    assert {f"workspace_reports_plots_evaluate_{n}.png"
+            for n in ("roc", "pr", "reliability", "confusion", "gradcam")} <= static
+
+
+def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
+    project: Path, tracking_db: str
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_db, registry_uri=tracking_db)
+    experiment = client.get_experiment_by_name("report-pipeline")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'evaluate'")
+    assert run.info.run_name == "evaluate cnn on synthetic"
+    assert "test_auc_ci_low" in run.data.metrics and "disc.sensitivity" in run.data.metrics
+    assert "| auc |" in run.data.tags["mlflow.note.content"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/roc.png", "plots/gradcam.png", "plots/reliability.png"} <= artifacts
+    best = client.get_model_version_by_alias("meddx-cnn-synthetic", "best")
+    assert best.run_id == run.info.run_id
+    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "registered_model")}
+    assert "registered_model/input_example.json" in model_files
+
+
+def test_notebooks_execute_on_the_pipeline_outputs(
+    project: Path, tracking_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    from meddx.data.npz import save_npz
+
+    # A few beats in the preprocess_ecg contract, so the ECG section runs too.
+    rng = np.random.default_rng(0)
+    save_npz(project / "data" / "processed" / "ecg.npz",
+             {"train_beats": rng.normal(size=(12, 1, 90)).astype(np.float32),
+              "train_labels": np.arange(12) % 3})
+    monkeypatch.setenv("MEDDX_ROOT", str(project))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_db)
+    for name in ("explore_data.ipynb", "compare_experiments.ipynb"):
+        book = nbformat.read(REPO / "notebooks" / name, as_version=4)
+        assert not any(cell.get("outputs") for cell in book.cells), f"{name} is stored with outputs"
+        NotebookClient(book, kernel_name="python3", timeout=300,
+                       resources={"metadata": {"path": str(project)}}).execute()
+        images = [o for c in book.cells for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert images, f"{name} drew no figure"

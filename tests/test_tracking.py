@@ -1,0 +1,75 @@
+"""Every stage execution is one MLflow run carrying its provenance; metrics go out in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from meddx.stages import acquire_images, preprocess_images
+from meddx.tracking import stage_run, tracking_uri
+
+from conftest import TINY_IMAGES
+
+
+def _runs(cfg: DictConfig) -> list:
+    client = MlflowClient(tracking_uri(cfg))
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    return client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
+
+
+def test_each_stage_execution_is_one_finished_run_with_provenance(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg(*TINY_IMAGES)
+    acquire_images.run(cfg)
+    preprocess_images.run(cfg)
+    acquire, preprocess = _runs(cfg)
+    assert acquire.info.status == preprocess.info.status == "FINISHED"
+    tags = preprocess.data.tags
+    assert tags["dvc.stage"] == "preprocess_images"
+    assert len(tags["git.commit"]) == 40
+    assert tags["git.dirty"] in ("true", "false")
+    assert len(tags["input.data/raw/images.npz"]) == 32
+    assert tags["meddx.pipeline_id"] == acquire.data.tags["meddx.pipeline_id"]
+
+
+def test_run_params_are_the_stage_config_sections_flattened(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg(*TINY_IMAGES)
+    acquire_images.run(cfg)
+    (run,) = _runs(cfg)
+    assert run.data.params["seed"] == "42"
+    assert run.data.params["data.image.synthetic.train"] == "160"
+    assert not any(key.startswith("cnn.") for key in run.data.params)
+
+
+def test_run_keeps_the_full_resolved_config_as_an_artifact(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg(*TINY_IMAGES)
+    acquire_images.run(cfg)
+    (run,) = _runs(cfg)
+    client = MlflowClient(tracking_uri(cfg))
+    text = client.download_artifacts(run.info.run_id, "config.yaml")
+    with open(text) as handle:
+        assert "cnn:" in handle.read()
+
+
+def test_metrics_stay_buffered_until_flushed(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg()
+    client = MlflowClient(tracking_uri(cfg))
+    with stage_run(cfg, "unit") as run:
+        for step in range(50):
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        assert client.get_metric_history(run.run_id, "loss") == []
+        run.flush()
+        assert len(client.get_metric_history(run.run_id, "loss")) == 50
+
+
+def test_a_failing_stage_leaves_a_failed_run_with_the_error(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg()
+    try:
+        with stage_run(cfg, "unit"):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    (run,) = _runs(cfg)
+    assert run.info.status == "FAILED"
+    assert "boom" in run.data.tags["meddx.error"]
