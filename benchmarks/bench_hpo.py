@@ -89,6 +89,9 @@ def main() -> int:
                   f"hpo.pruner_kwargs.median={{n_startup_trials: 5, "
                   f"n_warmup_steps: {min(2, args.epochs - 1)}}}"]
         _prepare(work / "prepared", common, args.subset)
+        # Lightning's import is paid here, not by whichever study runs first
+        import meddx.hpo.pruning
+        import meddx.stages.train_cnn  # noqa: F401
         prepared = work / "prepared"
         pruning = [f"hpo.n_trials={args.trials}", "hpo.n_workers=1"]
         workers = [f"hpo.n_trials={args.worker_trials}", "hpo.pruner=none",
