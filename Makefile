@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-hpo
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn bench-hpo
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -60,6 +60,9 @@ bench-cnn: setup
 
 bench-overhead: setup
 	$(BIN)/python benchmarks/bench_overhead.py
+
+bench-rnn: setup ## MIT-BIH inter-patient recipe on the mirror, one run per seed in SEEDS
+	$(BIN)/python benchmarks/bench_rnn.py
 
 bench-hpo: setup ## Pruned vs unpruned study, 1 vs 2 workers, on PneumoniaMNIST (long: ~1 h on 2 cores)
 	$(BIN)/python benchmarks/bench_hpo.py

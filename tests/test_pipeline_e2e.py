@@ -25,6 +25,7 @@ TINY = {
     "conf/data/image/synthetic.yaml": {("synthetic", "train"): 160, ("synthetic", "val"): 80,
                                        ("synthetic", "test"): 80},
     "conf/cnn/basic.yaml": {("max_epochs",): 2, ("batch_size",): 32},
+    "conf/rnn/lstm.yaml": {("max_epochs",): 2, ("batch_size",): 64, ("net", "hidden"): 16},
     "conf/hpo/basic.yaml": {("n_trials",): 2, ("trial_overrides",): ["cnn.max_epochs=1"]},
 }
 

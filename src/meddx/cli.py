@@ -23,6 +23,8 @@ STAGES: dict[str, str] = {
     "report": "Write reports/report.md and .html: every model beside the published results",
     "acquire_ecg": "Bring the configured ECG records into data/raw/ecg.npz",
     "preprocess_ecg": "Filter, segment, label (AAMI) and split ECG beats",
+    "train_rnn": "Train the ECG beat classifier (rnn=<name>) on the train/val records",
+    "evaluate_rnn": "Score the beat classifier once on the test records (DS2): Acc, Se, +P, F1",
 }
 
 

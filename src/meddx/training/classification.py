@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from meddx.io import write_json, write_text
 from meddx.paths import Layout
 from meddx.provenance import path_digest
 from meddx.tracking import StageRun
-from meddx.training import batches, export
+from meddx.training import batches, export, imbalance
 from meddx.training.classifier import Classifier
 from meddx.training.fit import discard, fit, run_key, seed_everything
 
@@ -32,6 +32,7 @@ class ClassifierData:
     task: str
     class_names: list[str]
     net_kwargs: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)  # extra facts stored in model.pt
 
 
 def _tensors(arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
@@ -62,6 +63,7 @@ def train_classifier(
     started = time.perf_counter()
     seed_everything(cfg.seed, cfg.trainer.num_threads)
     net = export.build_net(model_cfg.net, **data.net_kwargs)
+    train_labels, num_classes = data.train[-1], len(data.class_names)
     module = Classifier(
         net=net,
         task=data.task,
@@ -69,9 +71,13 @@ def train_classifier(
         scheduler=instantiate(model_cfg.scheduler) if model_cfg.scheduler else None,
         scheduler_interval=model_cfg.get("scheduler_interval", "epoch"),
         augment=augment,
+        loss=imbalance.build_loss(data.task, model_cfg.get("loss"), train_labels, num_classes),
     )
-    train_sampler = batches.EpochBatchSampler(len(data.train[0]), model_cfg.batch_size,
-                                              shuffle=True, seed=cfg.seed)
+    # Oversampling reweights the training split only; validation keeps its true distribution.
+    draw = imbalance.sample_weights(data.task, train_labels, num_classes,
+                                    model_cfg.get("sampling"))
+    train_sampler = batches.EpochBatchSampler(len(data.train[0]) if draw is None else draw,
+                                              model_cfg.batch_size, shuffle=True, seed=cfg.seed)
     val_sampler = batches.EpochBatchSampler(len(data.val[0]), model_cfg.eval_batch_size,
                                             shuffle=False, seed=cfg.seed)
     key = run_key(cfg.seed, model_cfg, cfg.trainer, [path_digest(p) for p in inputs])
@@ -102,7 +108,7 @@ def train_classifier(
     model_path = layout.model_dir(model_name) / "model.pt"
     export.save(model_path, module.net, model_cfg.net, data.net_kwargs,
                 info={"task": data.task, "class_names": data.class_names, "stage": stage,
-                      "best": metrics})
+                      "best": metrics, **data.info})
     write_json(layout.metrics(stage), metrics)
     write_text(layout.plots(stage) / "history.csv", history_csv(result.history))
     run.log_metrics(metrics)

@@ -34,7 +34,9 @@ class Classifier(pl.LightningModule):
         class_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
         augment: nn.Module | None = None,
+        loss: nn.Module | None = None,
     ) -> None:
+        """`loss` (e.g. from `imbalance.build_loss`) replaces the task's default loss."""
         super().__init__()
         if task not in metrics.TASKS:
             raise ValueError(f"unknown task {task!r}; known: {metrics.TASKS}")
@@ -44,7 +46,9 @@ class Classifier(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.augment = augment
-        if task == "multi-label":
+        if loss is not None:
+            self.loss = loss
+        elif task == "multi-label":
             self.loss = nn.BCEWithLogitsLoss(pos_weight=class_weights)
         else:
             self.loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)

@@ -1,0 +1,53 @@
+"""Stage `evaluate_rnn`: score the exported beat classifier once on the test split (DS2).
+
+Reports what the inter-patient literature reports: overall accuracy and, per AAMI class,
+sensitivity (Se), positive predictive value (+P) and F1, through the same evaluation
+functions as the CNN (`meddx.evaluation.classifier`). Refuses a model whose training or
+validation records include a test record, so a leaky model cannot produce a headline figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from meddx.data.beats import check_records_disjoint, load_beats
+from meddx.evaluation import classifier
+from meddx.io import write_json
+from meddx.paths import Layout, require
+from meddx.tracking import stage_run
+from meddx.training import export
+from meddx.training.predict import probabilities
+
+STAGE = "evaluate_rnn"
+MODEL = "rnn"
+SECTIONS = ("seed", "trainer.num_threads", "evaluate")
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    layout = Layout.of(cfg)
+    model_path = require(layout.model_dir(MODEL) / "model.pt", layout.root)
+    ecg = require(layout.processed_ecg, layout.root)
+    torch.set_num_threads(cfg.trainer.num_threads)
+    net, info = export.load(model_path)
+    names = list(info["class_names"])
+    arrays = load_beats(ecg, ("test",))
+    seen = {split: np.asarray(recs, dtype=np.int64)
+            for split, recs in info.get("records", {}).items()}
+    check_records_disjoint({**seen, "test": arrays["test_records"]}, model_path,
+                           fix="retrain it with `dvc repro train_rnn` on the current ecg.npz")
+    title = f"{STAGE} {MODEL}"
+    with stage_run(cfg, STAGE, inputs=[model_path, ecg], run_name=title,
+                   sections=SECTIONS) as tracked:
+        y_true = arrays["test_labels"]
+        scores = probabilities(net, (arrays["test_beats"], arrays["test_rr"]), info["task"])
+        evaluation = classifier.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)
+        plots = layout.plots(STAGE)
+        classifier.write_plots(evaluation, plots)
+        result = evaluation.metrics | {"test_records": len(np.unique(arrays["test_records"]))}
+        write_json(layout.metrics(STAGE), result)
+        classifier.log(tracked, result, layout.metrics(STAGE), plots, title)
+    return result
