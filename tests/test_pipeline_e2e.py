@@ -99,7 +99,8 @@ def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[s
     experiment = client.get_experiment_by_name("meddx")
     runs = client.search_runs([experiment.experiment_id])
     stage_runs = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert sorted(r.data.tags["dvc.stage"] for r in stage_runs) == sorted(STAGES)
+    names = [r.data.tags["dvc.stage"] for r in stage_runs]
+    assert all(names.count(stage) == 1 for stage in STAGES)  # (the ECG DAG runs too)
     tune = next(r for r in stage_runs if r.data.tags["dvc.stage"] == "tune")
     trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == tune.info.run_id]
     assert len(trials) == 2  # one nested run per HPO trial
