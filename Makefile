@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn bench-hpo
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -49,7 +49,7 @@ lock: ## Re-resolve the dependencies and rewrite requirements.lock
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^meddx'; } > requirements.lock
 	rm -rf .lock-venv
 
-bench: bench-data bench-cnn bench-overhead
+bench: bench-data bench-cnn bench-overhead bench-hpo
 
 bench-data: setup
 	$(BIN)/python benchmarks/bench_data.py
@@ -74,5 +74,8 @@ ci-diff: setup ## Markdown summary of params, metrics and plots against BASE (a 
 	@$(BIN)/dvc plots diff $(BASE) --out dvc_plots > /dev/null
 	@echo "Plots against $(BASE): dvc_plots/index.html (the plots-diff artifact in CI)"
 
+bench-hpo: setup ## Pruned vs unpruned study, 1 vs 2 workers, on PneumoniaMNIST (long: ~1 h on 2 cores)
+	$(BIN)/python benchmarks/bench_hpo.py
+
 clean: ## Remove outputs, tracking stores and caches (not the venv)
-	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts dvc_plots .pytest_cache .ruff_cache
+	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts optuna.db optuna.journal dvc_plots .pytest_cache .ruff_cache

@@ -26,6 +26,7 @@ TINY = {
                                        ("synthetic", "test"): 80},
     "conf/cnn/basic.yaml": {("max_epochs",): 2, ("batch_size",): 32},
     "conf/rnn/lstm.yaml": {("max_epochs",): 2, ("batch_size",): 64, ("net", "hidden"): 16},
+    "conf/hpo/basic.yaml": {("n_trials",): 2, ("trial_overrides",): ["cnn.max_epochs=1"]},
 }
 
 
@@ -97,7 +98,12 @@ def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[s
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("meddx")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.data.tags["dvc.stage"] for r in runs) == sorted(STAGES)
+    stage_runs = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    names = [r.data.tags["dvc.stage"] for r in stage_runs]
+    assert all(names.count(stage) == 1 for stage in STAGES)  # (the ECG DAG runs too)
+    tune = next(r for r in stage_runs if r.data.tags["dvc.stage"] == "tune")
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == tune.info.run_id]
+    assert len(trials) == 2  # one nested run per HPO trial
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["meddx.pipeline_id"] for r in runs}) == 1
     commit = _run(["git", "rev-parse", "HEAD"], root, {**os.environ}).stdout.strip()
@@ -105,6 +111,7 @@ def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[s
     train = next(r for r in runs if r.data.tags["dvc.stage"] == "train_cnn")
     assert "input.data/processed/images.npz" in train.data.tags
     assert "model/model.pt" in [a.path for a in client.list_artifacts(train.info.run_id, "model")]
+    assert train.data.tags["meddx.tuned_overrides"]  # trained with the tune stage's best
 
 
 def test_second_repro_runs_nothing(repo: tuple[Path, dict[str, str]]) -> None:
@@ -117,12 +124,16 @@ def test_exp_run_with_a_changed_param_is_a_new_experiment_and_run(
     repo: tuple[Path, dict[str, str]],
 ) -> None:
     root, env = repo
-    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.lr=0.01", "-n", "lr-0.01"], root, env)
+    # weight decay, not lr: the tune stage searches lr, so its best value would win in train_cnn
+    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.weight_decay=0.01", "-n", "wd-0.01"],
+         root, env)
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
-    assert "lr-0.01" in json.dumps(shown)
+    assert "wd-0.01" in json.dumps(shown)
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("meddx")
     runs = client.search_runs([experiment.experiment_id],
-                              filter_string="params.`cnn.optimizer.lr` = '0.01'")
-    assert [r.data.tags["dvc.stage"] for r in runs] == ["train_cnn"]
-    assert runs[0].data.tags.get("dvc.exp_name") == "lr-0.01"
+                              filter_string="params.`cnn.optimizer.weight_decay` = '0.01'")
+    stages = sorted(r.data.tags["dvc.stage"] for r in runs
+                    if "mlflow.parentRunId" not in r.data.tags)
+    assert stages == ["train_cnn", "tune"]  # a cnn param is a param of the search too
+    assert {r.data.tags.get("dvc.exp_name") for r in runs} == {"wd-0.01"}

@@ -17,6 +17,7 @@ from meddx.errors import MeddxError
 STAGES: dict[str, str] = {
     "acquire_images": "Bring the configured image dataset into data/raw/images.npz",
     "preprocess_images": "Validate, scale and lay out images for training",
+    "tune": "Search hyperparameters of train_cnn with Optuna (hpo=<name>)",
     "train_cnn": "Train the image classifier (cnn=<name>)",
     "evaluate": "Score the trained CNN once on the test split",
     "report": "Write reports/report.md and .html: every model beside the published results",

@@ -165,6 +165,46 @@ def load_params(
     return _resolved(cfg)
 
 
+def with_overrides(
+    cfg: DictConfig, overrides: Sequence[str], conf_dir: Path | None = None
+) -> DictConfig:
+    """A copy of a composed config with more overrides on top (HPO trials, tuned training).
+
+    A value override is checked as everywhere else. A group choice (`cnn=resnet`) replaces
+    that one section with the option's file from conf/, leaving every other section as the
+    base has it (params.yaml edits included); choosing the option the section already holds
+    (its `name`) keeps the section untouched, value edits and all.
+    """
+    import copy
+
+    from omegaconf import open_dict
+
+    conf_dir = (conf_dir or default_conf_dir()).resolve()
+    out = copy.deepcopy(cfg)
+    values = []
+    for override in overrides:
+        if not _is_group_override(override, conf_dir):
+            values.append(override)
+            continue
+        group, _, choice = override.partition("=")
+        if group.startswith(("+", "~")) or not (conf_dir / group / f"{choice}.yaml").is_file():
+            raise ConfigError(
+                f"'{override}': a group choice must name a file conf/{group.lstrip('+~')}/"
+                f"<option>.yaml in {conf_dir}"
+            )
+        key = group.replace("/", ".")
+        current = OmegaConf.select(out, key)
+        if OmegaConf.is_dict(current) and current.get("name") == choice:
+            continue
+        section = OmegaConf.select(compose([override], conf_dir), key)
+        if section is None:
+            raise ConfigError(f"'{override}': conf/{group}/{choice}.yaml is not packaged at {key}")
+        with open_dict(out):
+            OmegaConf.update(out, key, section, merge=False)
+    apply_value_overrides(out, values, origin="the base config")
+    return _resolved(out)
+
+
 def _resolved(cfg: DictConfig) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 

@@ -90,6 +90,15 @@ class Layout:
         """MLflow runs recorded while the tracking server was unreachable (`meddx upload`)."""
         return self.root / "runs" / "unsent"
 
+    @property
+    def best_overrides(self) -> Path:
+        """The tune stage's result, applied by train_cnn on top of params.yaml."""
+        return self.root / "models" / "tune" / "best_overrides.yaml"
+
+    def scratch(self, stage: str) -> Path:
+        """Throw-away outputs of a stage's inner runs (HPO trials). Not a DVC out."""
+        return self.root / "runs" / stage / "scratch"
+
     def resume_dir(self, stage: str, key: str) -> Path:
         """Checkpoints of an unfinished run. Not a DVC out: DVC deletes outs before a rerun."""
         return self.root / "runs" / stage / key

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from meddx.io import write_json, write_text
@@ -55,6 +56,7 @@ def train_classifier(
     inputs: list[Path],
     run: StageRun,
     augment: nn.Module | None = None,
+    extra_callbacks: list[Callback] | None = None,
 ) -> dict[str, Any]:
     """Fit, export the best-validation weights to `models/<model_name>/model.pt`, write metrics."""
     layout = Layout.of(cfg)
@@ -91,6 +93,7 @@ def train_classifier(
         resume_dir=resume_dir,
         run=run,
         patience=model_cfg.patience,
+        extra_callbacks=extra_callbacks,
     )
     if not result.is_global_zero:
         return {}
