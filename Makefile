@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-gan
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -59,6 +59,9 @@ bench-cnn: setup
 
 bench-overhead: setup
 	$(BIN)/python benchmarks/bench_overhead.py
+
+bench-gan: setup ## GAN: TSTR, augmentation gain, FD, memorisation (SEEDS, DATASETS; not in `bench`: ~1 h)
+	$(BIN)/python benchmarks/bench_gan.py
 
 clean: ## Remove outputs, tracking stores and caches (not the venv)
 	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts .pytest_cache .ruff_cache

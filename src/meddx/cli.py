@@ -19,6 +19,9 @@ STAGES: dict[str, str] = {
     "preprocess_images": "Validate, scale and lay out images for training",
     "train_cnn": "Train the image classifier (cnn=<name>)",
     "evaluate": "Score the trained CNN once on the test split",
+    "train_gan": "Train the class-conditional GAN (gan=<name>)",
+    "generate_images": "Sample the GAN into data/synthetic/images.npz (dataset layout)",
+    "evaluate_gan": "TSTR, augmentation gain, Frechet distance, memorisation check",
 }
 
 

@@ -36,6 +36,11 @@ class Layout:
     def processed_images_meta(self) -> Path:
         return self.root / "data" / "processed" / "images.json"
 
+    @property
+    def synthetic_images(self) -> Path:
+        """Images sampled from the trained GAN, stored like a raw dataset (MedMNIST layout)."""
+        return self.root / "data" / "synthetic" / "images.npz"
+
     def model_dir(self, model: str) -> Path:
         return self.root / "models" / model
 
