@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn bench-hpo
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn bench-hpo bench-gan
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -76,6 +76,8 @@ ci-diff: setup ## Markdown summary of params, metrics and plots against BASE (a 
 
 bench-hpo: setup ## Pruned vs unpruned study, 1 vs 2 workers, on PneumoniaMNIST (long: ~1 h on 2 cores)
 	$(BIN)/python benchmarks/bench_hpo.py
+bench-gan: setup ## GAN: TSTR, augmentation gain, FD, memorisation (SEEDS, DATASETS; not in `bench`: ~1 h)
+	$(BIN)/python benchmarks/bench_gan.py
 
 clean: ## Remove outputs, tracking stores and caches (not the venv)
 	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts optuna.db optuna.journal dvc_plots .pytest_cache .ruff_cache

@@ -71,6 +71,11 @@ class Layout:
         """The downloads of a dataset that needs a folder of its own (many files)."""
         return self.cache / dataset
 
+    @property
+    def synthetic_images(self) -> Path:
+        """Images sampled from the trained GAN, stored like a raw dataset (MedMNIST layout)."""
+        return self.root / "data" / "synthetic" / "images.npz"
+
     def model_dir(self, model: str) -> Path:
         return self.root / "models" / model
 

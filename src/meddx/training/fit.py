@@ -97,23 +97,25 @@ class FitResult:
 def fit(
     module: pl.LightningModule,
     train: DataLoader,
-    val: DataLoader,
+    val: DataLoader | None,
     trainer_cfg: DictConfig,
     max_epochs: int,
-    monitor: str,
+    monitor: str | None,
     mode: str,
     resume_dir: Path,
     run: StageRun | None,
     patience: int = 0,
     extra_callbacks: list[Callback] | None = None,
 ) -> FitResult:
+    """`monitor=None` (GANs: no validation metric says which epoch is best) keeps the latest
+    epoch as `best` and turns early stopping off; `val` may then be None."""
     resume_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = ModelCheckpoint(dirpath=resume_dir, filename="best", monitor=monitor, mode=mode,
                                  save_last=True, save_top_k=1, enable_version_counter=False)
     tracker = EpochMetrics(run)
-    callbacks: list[Callback] = [checkpoint, tracker, ShardBatches(train, val),
+    callbacks: list[Callback] = [checkpoint, tracker, ShardBatches(*(ld for ld in (train, val) if ld)),
                                  *(extra_callbacks or [])]
-    if patience:
+    if patience and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     trainer = pl.Trainer(
         accelerator=trainer_cfg.accelerator,
