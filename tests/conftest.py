@@ -23,6 +23,17 @@ TINY_IMAGES = (
     "cnn.max_epochs=2",
     "cnn.batch_size=32",
 )
+# The whole DAG (images, ECG, RNN, GAN, tune) in seconds rather than minutes.
+TINY_PIPELINE = (
+    *TINY_IMAGES,
+    "data.ecg.synthetic.beats_per_record=20",
+    "rnn.max_epochs=1",
+    "rnn.net.hidden=16",
+    "gan.max_epochs=1",
+    "gan.generate.per_class=10",
+    "hpo.n_trials=1",
+    "hpo.trial_overrides=['cnn.max_epochs=1']",
+)
 
 
 @pytest.fixture(scope="session")

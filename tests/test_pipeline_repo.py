@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONF, REPO, TINY_IMAGES
+from conftest import CONF, REPO, TINY_PIPELINE
 from meddx.config import compose, to_yaml
 from meddx.repro_check import changed_outputs, check
 
@@ -42,10 +43,11 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for name in PROJECT_FILES:
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, repo / name)
-    (repo / "params.yaml").write_text(to_yaml(compose(TINY_IMAGES, conf_dir=CONF)))
+    (repo / "params.yaml").write_text(to_yaml(compose(TINY_PIPELINE, conf_dir=CONF)))
     # Stages run `python -m meddx` from the repository's own code, as in a clone.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PYTHONPATH", str(repo / "src"))
+        env.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
         env.delenv("MEDDX_CONF_DIR", raising=False)
         _git(repo, "init", "-q", "-b", "main")
