@@ -59,10 +59,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         headline = metrics.summary(task, y_true, scores)
         result: dict[str, Any] = {f"test_{k}": v for k, v in headline.items()}
         plots = layout.plots(STAGE)
+        per_class = metrics.per_class_report(task, y_true, scores, names)
+        result["test_macro_f1"] = float(np.nanmean([row["f1"] for row in per_class.values()]))
+        result["per_class"] = per_class
         if task != "multi-label":
             y_pred = metrics.predictions(task, scores)
-            matrix = metrics.confusion_matrix(y_true, y_pred, len(names))
-            result["per_class"] = dict(zip(names, metrics.per_class(matrix), strict=True))
             write_text(plots / "confusion.csv", confusion_csv(y_true.reshape(-1), y_pred, names))
             onehot = y_true.reshape(-1)[:, None] == np.arange(len(names))
             # Binary: the positive class; otherwise the micro-averaged one-vs-rest curve.

@@ -66,7 +66,9 @@ def train_classifier(
         optimizer=instantiate(model_cfg.optimizer),
         scheduler=instantiate(model_cfg.scheduler) if model_cfg.scheduler else None,
         scheduler_interval=model_cfg.get("scheduler_interval", "epoch"),
+        label_smoothing=model_cfg.get("label_smoothing", 0.0),
         augment=augment,
+        channels_last=bool(cfg.trainer.get("channels_last", False)),
     )
     train_sampler = batches.EpochBatchSampler(len(data.train[0]), model_cfg.batch_size,
                                               shuffle=True, seed=cfg.seed)

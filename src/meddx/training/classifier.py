@@ -34,6 +34,7 @@ class Classifier(pl.LightningModule):
         class_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
         augment: nn.Module | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if task not in metrics.TASKS:
@@ -44,6 +45,11 @@ class Classifier(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.augment = augment
+        # NHWC kernels are faster for convolutions on GPUs with tensor cores; on CPU they are
+        # not, so `trainer=cpu` leaves it off.
+        self.channels_last = channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         if task == "multi-label":
             self.loss = nn.BCEWithLogitsLoss(pos_weight=class_weights)
         else:
@@ -52,6 +58,8 @@ class Classifier(pl.LightningModule):
         self._val_targets: list[torch.Tensor] = []
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and inputs[0].dim() == 4:
+            inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
         return self.net(*inputs)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
@@ -99,6 +107,8 @@ class Classifier(pl.LightningModule):
         accepts = inspect.signature(self.scheduler_factory).parameters
         if "total_steps" in accepts and self.scheduler_interval == "step":
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        if "max_epochs" in accepts:
+            kwargs["max_epochs"] = int(self.trainer.max_epochs)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         return {
             "optimizer": optimizer,
