@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning import Callback
 
 from conftest import TINY_IMAGES
 from meddx.data.npz import save_npz
@@ -77,7 +78,18 @@ def _tiny_module(seed: int) -> tuple[Classifier, tuple, tuple]:
     return module, (x[:64], y[:64]), (x[64:], y[64:])
 
 
-def _fit(seed: int, epochs: int, resume_dir: Path):
+class Crash(Callback):
+    """Stands in for a kill: the process dies as epoch `at` starts."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == self.at:
+            raise RuntimeError("killed")
+
+
+def _fit(seed: int, epochs: int, resume_dir: Path, crash_at: int | None = None):
     module, train, val = _tiny_module(seed)
     result = fit(
         module,
@@ -89,22 +101,25 @@ def _fit(seed: int, epochs: int, resume_dir: Path):
         mode="max",
         resume_dir=resume_dir,
         run=None,
+        extra_callbacks=[Crash(crash_at)] if crash_at is not None else None,
     )
     return module, result
 
 
 @pytest.mark.slow
-def test_resumed_fit_continues_from_the_saved_epoch_and_matches_an_unbroken_one(
+def test_fit_killed_midway_resumes_from_the_saved_epoch_and_matches_an_unbroken_one(
     tmp_path: Path,
 ) -> None:
-    _, first = _fit(seed=3, epochs=2, resume_dir=tmp_path / "broken")
-    assert first.resumed_from_epoch is None and len(first.history) == 2
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit(seed=3, epochs=4, resume_dir=tmp_path / "broken", crash_at=2)
+    assert (tmp_path / "broken" / "last.ckpt").is_file()
     resumed, second = _fit(seed=3, epochs=4, resume_dir=tmp_path / "broken")
     assert second.resumed_from_epoch == 1
-    assert [row["epoch"] for row in second.history] == [0, 1, 2, 3]
+    assert second.epochs_run == 4
     unbroken, straight = _fit(seed=3, epochs=4, resume_dir=tmp_path / "straight")
     for a, b in zip(resumed.net.parameters(), unbroken.net.parameters(), strict=True):
         assert torch.equal(a, b)
+    assert [r["epoch"] for r in second.history] == [r["epoch"] for r in straight.history]
     assert [r["val_auc"] for r in second.history] == [r["val_auc"] for r in straight.history]
 
 

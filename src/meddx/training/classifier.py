@@ -116,9 +116,13 @@ class Classifier(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Tensors and plain numbers only: Lightning resumes with torch.load(weights_only=True),
+        # which refuses numpy arrays (numpy's raw state tuple would make every resume fail).
+        name, keys, pos, has_gauss, cached = np.random.get_state()
         checkpoint["meddx_rng"] = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                      float(cached)],
             "python": random.getstate(),
         }
 
@@ -126,5 +130,6 @@ class Classifier(pl.LightningModule):
         state = checkpoint.get("meddx_rng")
         if state:
             torch.set_rng_state(state["torch"])
-            np.random.set_state(state["numpy"])
+            name, keys, pos, has_gauss, cached = state["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
             random.setstate(state["python"])
