@@ -134,7 +134,8 @@ def test_same_seed_gives_identical_metrics(make_cfg) -> None:
     acquire_images.run(cfg)
     first = _pipeline(cfg)
     second = _pipeline(cfg)
-    assert first == second
+    # JSON text, so that NaN (an undefined PPV) compares equal to itself.
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     test = first[1]
     assert {"test_auc", "test_acc", "test_balanced_acc", "test_macro_f1"} <= set(test)
     recalls = [row["sensitivity"] for row in test["per_class"].values()]
@@ -151,9 +152,7 @@ def _write_raw(cfg, labels: dict[str, np.ndarray]) -> None:
     save_npz(Layout.of(cfg).raw_images, arrays)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("task", ["multi-label", "ordinal"])
-def test_task_comes_from_the_dataset_facts(make_cfg, task: str) -> None:
+def _train_on_task(make_cfg, task: str) -> None:
     rng = np.random.default_rng(1)
     names = ["a", "b", "c"]
     cfg = make_cfg(
@@ -178,3 +177,15 @@ def test_task_comes_from_the_dataset_facts(make_cfg, task: str) -> None:
     assert 0.0 <= trained["best_val_auc"] <= 1.0
     assert set(tested["per_class"]) == set(names)
     assert 0.0 <= tested["test_auc"] <= 1.0
+
+
+# Two functions, not parametrize: make_cfg names the MLflow experiment after the test, and
+# Hydra's override grammar cannot parse the brackets of a parametrized test id.
+@pytest.mark.slow
+def test_multi_label_task_comes_from_the_dataset_facts(make_cfg) -> None:
+    _train_on_task(make_cfg, "multi-label")
+
+
+@pytest.mark.slow
+def test_ordinal_task_comes_from_the_dataset_facts(make_cfg) -> None:
+    _train_on_task(make_cfg, "ordinal")
