@@ -35,13 +35,14 @@ def test_every_model_config_is_covered() -> None:
     assert {"basic", "resnet18", "densenet121", "efficientnet_b0", "convnet"} <= set(MODELS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(TASKS))
 @pytest.mark.parametrize("model", MODELS)
 def test_model_trains_a_few_steps_for_each_task(model: str, task: str) -> None:
     torch.manual_seed(0)
     module = _module(model, task)
-    x = torch.randn(6, 1, 28, 28)
-    y = _targets(task, 6, TASKS[task])
+    x = torch.randn(4, 1, 28, 28)
+    y = _targets(task, 4, TASKS[task])
     optimizer = module.optimizer_factory(module.parameters())
     before = [p.detach().clone() for p in module.parameters()]
     for _ in range(2):
@@ -53,7 +54,7 @@ def test_model_trains_a_few_steps_for_each_task(model: str, task: str) -> None:
     module.eval()
     with torch.no_grad():
         probs = module.probabilities(module(x))
-    assert probs.shape == (6, TASKS[task])
+    assert probs.shape == (4, TASKS[task])
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
 
 
@@ -64,11 +65,11 @@ def test_rgb_input_sizes_the_stem() -> None:
 
 def test_loss_falls_on_a_tiny_overfit_set() -> None:
     torch.manual_seed(0)
-    net = ConvNet(1, 2, 28, channels=(8, 16, 32), dropout=0.0)
+    net = ConvNet(1, 2, 16, channels=(8, 16, 32), dropout=0.0)
     module = Classifier(
         net=net, task="binary", optimizer=lambda params: torch.optim.Adam(params, lr=1e-2)
     )
-    x, y = torch.randn(16, 1, 28, 28), torch.arange(16) % 2
+    x, y = torch.randn(16, 1, 16, 16), torch.arange(16) % 2
     optimizer = module.optimizer_factory(module.parameters())
     losses = []
     for _ in range(40):
@@ -119,7 +120,7 @@ def test_monai_net_by_class_path_maps_argument_names() -> None:
         layers=(1, 1, 1, 1),
         inplanes=16,
     )
-    assert net(torch.zeros(1, 1, 28, 28)).shape == (1, 3)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
 
 
 def test_unknown_monai_network_is_a_config_error() -> None:
