@@ -63,6 +63,7 @@ def test_rgb_input_sizes_the_stem() -> None:
     assert module(torch.randn(2, 3, 28, 28)).shape == (2, 4)
 
 
+@pytest.mark.slow
 def test_loss_falls_on_a_tiny_overfit_set() -> None:
     torch.manual_seed(0)
     net = ConvNet(1, 2, 16, channels=(8, 16, 32), dropout=0.0)
