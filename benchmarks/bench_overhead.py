@@ -38,12 +38,17 @@ from meddx.training.fit import seed_everything
 def raw_loop(cfg: DictConfig) -> float:
     """The baseline: the loop one would write by hand for the same job."""
     started = time.perf_counter()
-    arrays = load_npz(Layout.of(cfg).processed_images)
+    layout = Layout.of(cfg)
+    facts = json.loads(layout.processed_images_meta.read_text())
+    arrays = load_npz(layout.processed_images)
     x, y = (torch.from_numpy(arrays[k]) for k in ("train_images", "train_labels"))
     vx, vy = arrays["val_images"], arrays["val_labels"]
     seed_everything(cfg.seed, cfg.trainer.num_threads)
     net = export.build_net(
-        cfg.cnn.net, in_channels=x.shape[1], num_classes=2, image_size=x.shape[-1]
+        cfg.cnn.net,
+        in_channels=facts["channels"],
+        num_classes=facts["num_classes"],
+        image_size=facts["size"],
     )
     optimizer = instantiate(cfg.cnn.optimizer)(net.parameters())
     batch = cfg.cnn.batch_size
@@ -67,7 +72,7 @@ def raw_loop(cfg: DictConfig) -> float:
             scores = torch.cat(
                 [net(torch.from_numpy(vx[i : i + 512])).softmax(1) for i in range(0, len(vx), 512)]
             ).numpy()
-        auc = metrics.auc("binary", vy, scores)
+        auc = metrics.auc(facts["task"], vy, scores)
         if auc > best:
             best, best_state = auc, copy.deepcopy(net.state_dict())
     torch.save(best_state, Path(cfg.paths.root) / "raw_model.pt")
