@@ -7,6 +7,7 @@ The test split is touched here and nowhere else; model selection happened on val
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from meddx.training.predict import probabilities
 
 STAGE = "evaluate"
 SECTIONS = ("seed", "trainer.num_threads")
+METRIC_UNSAFE = re.compile(r"[^\w\-. :/]")  # what MLflow refuses in a metric name
 
 
 def roc_points(y_true: np.ndarray, score: np.ndarray) -> list[dict[str, float]]:
@@ -72,8 +74,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             write_json(plots / "roc.json", {"roc": curve})
         write_json(layout.metrics(STAGE), result)
         flat = {k: v for k, v in result.items() if not isinstance(v, dict)}
-        flat |= {f"{name}.{k}": v for name, row in result.get("per_class", {}).items()
-                 for k, v in row.items()}
+        # MLflow refuses commas and the like in metric names ("normal, benign" is a real class).
+        flat |= {f"{METRIC_UNSAFE.sub('_', name)}.{k}": v
+                 for name, row in result.get("per_class", {}).items() for k, v in row.items()}
         tracked.log_metrics(flat)
         tracked.log_artifact(layout.metrics(STAGE), "metrics")
         if plots.exists():
