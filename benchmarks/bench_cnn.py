@@ -78,7 +78,7 @@ def table(results: dict[str, dict]) -> str:
     ]
     lines.append(
         "| meddx `+experiment="
-        + "|".join(EXPERIMENTS[n] for n in names)
+        + " / +experiment=".join(EXPERIMENTS[n] for n in names)
         + "` (measured) | "
         + " | ".join(cells)
         + " |"
