@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -125,6 +126,14 @@ def http_limits(tracking: DictConfig) -> Iterator[None]:
                 os.environ[var] = value
 
 
+_METRIC_UNSAFE = re.compile(r"[^\w\-. :/]")
+
+
+def metric_name(key: str) -> str:
+    """MLflow refuses commas and the like in metric names; class names ("normal, benign") hold them."""
+    return _METRIC_UNSAFE.sub("_", key)
+
+
 class StageRun:
     """A handle on one MLflow run that buffers metrics until `flush` and survives a lost store.
 
@@ -184,7 +193,7 @@ class StageRun:
 
         now = int(time.time() * 1000)
         self._pending.extend(
-            Metric(key=key, value=float(value), timestamp=now, step=step or 0)
+            Metric(key=metric_name(key), value=float(value), timestamp=now, step=step or 0)
             for key, value in metrics.items()
         )
 

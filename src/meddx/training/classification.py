@@ -71,7 +71,9 @@ def train_classifier(
         scheduler=instantiate(model_cfg.scheduler) if model_cfg.scheduler else None,
         scheduler_interval=model_cfg.get("scheduler_interval", "epoch"),
         augment=augment,
-        loss=imbalance.build_loss(data.task, model_cfg.get("loss"), train_labels, num_classes),
+        loss=imbalance.build_loss(data.task, model_cfg.get("loss"), train_labels, num_classes,
+                                  label_smoothing=model_cfg.get("label_smoothing", 0.0)),
+        channels_last=bool(cfg.trainer.get("channels_last", False)),
     )
     # Oversampling reweights the training split only; validation keeps its true distribution.
     draw = imbalance.sample_weights(data.task, train_labels, num_classes,

@@ -35,6 +35,7 @@ class Classifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         augment: nn.Module | None = None,
         loss: nn.Module | None = None,
+        channels_last: bool = False,
     ) -> None:
         """`loss` (e.g. from `imbalance.build_loss`) replaces the task's default loss."""
         super().__init__()
@@ -46,6 +47,11 @@ class Classifier(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
         self.augment = augment
+        # NHWC kernels are faster for convolutions on GPUs with tensor cores; on CPU they are
+        # not, so `trainer=cpu` leaves it off.
+        self.channels_last = channels_last
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         if loss is not None:
             self.loss = loss
         elif task == "multi-label":
@@ -56,6 +62,8 @@ class Classifier(pl.LightningModule):
         self._val_targets: list[torch.Tensor] = []
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and inputs[0].dim() == 4:
+            inputs = (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
         return self.net(*inputs)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
@@ -103,6 +111,8 @@ class Classifier(pl.LightningModule):
         accepts = inspect.signature(self.scheduler_factory).parameters
         if "total_steps" in accepts and self.scheduler_interval == "step":
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        if "max_epochs" in accepts:
+            kwargs["max_epochs"] = int(self.trainer.max_epochs)
         scheduler = self.scheduler_factory(optimizer, **kwargs)
         return {
             "optimizer": optimizer,
@@ -110,9 +120,13 @@ class Classifier(pl.LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Tensors and plain numbers only: Lightning resumes with torch.load(weights_only=True),
+        # which refuses numpy arrays (numpy's raw state tuple would make every resume fail).
+        name, keys, pos, has_gauss, cached = np.random.get_state()
         checkpoint["meddx_rng"] = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                      float(cached)],
             "python": random.getstate(),
         }
 
@@ -120,5 +134,6 @@ class Classifier(pl.LightningModule):
         state = checkpoint.get("meddx_rng")
         if state:
             torch.set_rng_state(state["torch"])
-            np.random.set_state(state["numpy"])
+            name, keys, pos, has_gauss, cached = state["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
             random.setstate(state["python"])

@@ -21,10 +21,19 @@ def build_net(net_cfg: DictConfig | dict[str, Any], **dataset_kwargs: Any) -> nn
     """Instantiate a `_target_` network config with the sizes the dataset dictates."""
     from meddx.errors import ConfigError
 
+    target = (net_cfg or {}).get("_target_", "?")
+    for key, value in dataset_kwargs.items():
+        fixed = (net_cfg or {}).get(key)
+        if fixed is not None and fixed != value:
+            raise ConfigError(
+                f"The network config ({target}) sets {key}={fixed}, but the dataset has "
+                f"{key}={value}; remove {key} from the net config: it comes from the dataset"
+            )
     try:
         return instantiate(net_cfg, **dataset_kwargs)
     except Exception as exc:  # hydra wraps import and argument errors alike
-        target = (net_cfg or {}).get("_target_", "?")
+        if isinstance(exc.__cause__, ConfigError):  # the builder's own message says it best
+            raise exc.__cause__ from None
         raise ConfigError(f"Cannot build network {target}: {exc}") from None
 
 

@@ -106,3 +106,15 @@ def summary(task: str, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, flo
         recalls = [row["sensitivity"] for row in per_class(matrix) if row["support"]]
         result["balanced_acc"] = float(np.mean(recalls))
     return result
+
+
+def per_class_report(task: str, y_true: np.ndarray, y_score: np.ndarray,
+                     names: list[str]) -> dict[str, dict[str, float]]:
+    """`per_class` rows by class name; for multi-label, each label as its own yes/no problem."""
+    if task != "multi-label":
+        matrix = confusion_matrix(y_true, predictions(task, y_score), len(names))
+        return dict(zip(names, per_class(matrix), strict=True))
+    pred = predictions(task, y_score)
+    truth = np.asarray(y_true).astype(np.int64)
+    return {name: per_class(confusion_matrix(truth[:, i], pred[:, i], 2))[1]
+            for i, name in enumerate(names)}

@@ -1,0 +1,191 @@
+"""Training options, determinism, resume and tasks taken from the dataset facts."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from pytorch_lightning import Callback
+
+from conftest import TINY_IMAGES
+from meddx.data.npz import save_npz
+from meddx.models.cnn import ConvNet
+from meddx.paths import Layout
+from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
+from meddx.training import batches, schedules
+from meddx.training.classifier import Classifier
+from meddx.training.fit import fit, seed_everything
+
+TRAINER = OmegaConf.create(
+    {
+        "accelerator": "cpu",
+        "devices": 1,
+        "strategy": "auto",
+        "precision": "32-true",
+        "deterministic": True,
+        "progress_bar": False,
+    }
+)
+
+
+def test_multistep_milestones_follow_the_run_length() -> None:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = schedules.multistep(optimizer, max_epochs=8, fractions=(0.5, 0.75), gamma=0.1)
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([1, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_experiments_compose_the_published_protocol_and_our_recipes(make_cfg) -> None:
+    paper = make_cfg("+experiment=medmnist_v2_resnet18")
+    assert paper.data.image.name == "breastmnist"
+    assert paper.data.image.intensity == "symmetric"
+    assert not any(paper.data.image.augment.values())
+    assert paper.cnn.net._target_ == "meddx.models.resnet.resnet18"
+    assert paper.cnn.optimizer._target_ == "torch.optim.Adam" and paper.cnn.optimizer.lr == 1e-3
+    assert list(paper.cnn.scheduler.fractions) == [0.5, 0.75]
+    assert paper.cnn.batch_size == 128
+    assert (
+        make_cfg("+experiment=medmnist_v2_resnet18", "data/image=pneumoniamnist").data.image.name
+        == "pneumoniamnist"
+    )
+    assert make_cfg("+experiment=pneumonia").data.image.name == "pneumoniamnist"
+    assert make_cfg("+experiment=breast").data.image.name == "breastmnist"
+
+
+def _tiny_module(seed: int) -> tuple[Classifier, tuple, tuple]:
+    seed_everything(seed, 2)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 1, 16, 16, generator=generator)
+    y = (x[:, 0, :8].mean(dim=(1, 2)) > 0).long()
+    x[y == 1, 0, :4] += 0.5
+    net = ConvNet(1, 2, 16, channels=(4, 8), dropout=0.1)
+    module = Classifier(
+        net=net,
+        task="binary",
+        optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9),
+        scheduler=schedules.cosine,
+        label_smoothing=0.1,
+    )
+    return module, (x[:64], y[:64]), (x[64:], y[64:])
+
+
+class Crash(Callback):
+    """Stands in for a kill: the process dies as epoch `at` starts."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == self.at:
+            raise RuntimeError("killed")
+
+
+def _fit(seed: int, epochs: int, resume_dir: Path, crash_at: int | None = None):
+    module, train, val = _tiny_module(seed)
+    result = fit(
+        module,
+        batches.loader(train, batches.EpochBatchSampler(64, 16, shuffle=True, seed=seed)),
+        batches.loader(val, batches.EpochBatchSampler(32, 32, shuffle=False, seed=seed)),
+        TRAINER,
+        max_epochs=epochs,
+        monitor="val_auc",
+        mode="max",
+        resume_dir=resume_dir,
+        run=None,
+        extra_callbacks=[Crash(crash_at)] if crash_at is not None else None,
+    )
+    return module, result
+
+
+@pytest.mark.slow
+def test_fit_killed_midway_resumes_from_the_saved_epoch_and_matches_an_unbroken_one(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(RuntimeError, match="killed"):
+        _fit(seed=3, epochs=4, resume_dir=tmp_path / "broken", crash_at=2)
+    assert (tmp_path / "broken" / "last.ckpt").is_file()
+    resumed, second = _fit(seed=3, epochs=4, resume_dir=tmp_path / "broken")
+    assert second.resumed_from_epoch == 1
+    assert second.epochs_run == 4
+    unbroken, straight = _fit(seed=3, epochs=4, resume_dir=tmp_path / "straight")
+    for a, b in zip(resumed.net.parameters(), unbroken.net.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert [r["epoch"] for r in second.history] == [r["epoch"] for r in straight.history]
+    assert [r["val_auc"] for r in second.history] == [r["val_auc"] for r in straight.history]
+
+
+def _pipeline(cfg) -> tuple[dict, dict]:
+    preprocess_images.run(cfg)
+    return train_cnn.run(cfg), evaluate.run(cfg)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_metrics(make_cfg) -> None:
+    cfg = make_cfg(*TINY_IMAGES, "cnn=convnet", "cnn.net.channels=[8,16,32]")
+    acquire_images.run(cfg)
+    first = _pipeline(cfg)
+    second = _pipeline(cfg)
+    # JSON text, so that NaN (an undefined PPV) compares equal to itself.
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+    test = first[1]
+    assert {"test_auc", "test_acc", "test_balanced_acc", "test_macro_f1"} <= set(test)
+    recalls = [row["sensitivity"] for row in test["per_class"].values()]
+    assert test["test_balanced_acc"] == pytest.approx(np.mean(recalls))
+    assert set(test["per_class"]["disc"]) >= {"sensitivity", "specificity", "f1", "ppv"}
+
+
+def _write_raw(cfg, labels: dict[str, np.ndarray]) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, y in labels.items():
+        arrays[f"{split}_images"] = rng.integers(0, 256, (len(y), 28, 28), dtype=np.uint8)
+        arrays[f"{split}_labels"] = y.astype(np.uint8)
+    save_npz(Layout.of(cfg).raw_images, arrays)
+
+
+def _train_on_task(make_cfg, task: str) -> None:
+    rng = np.random.default_rng(1)
+    names = ["a", "b", "c"]
+    cfg = make_cfg(
+        "cnn=convnet",
+        "cnn.net.channels=[4,8,16]",
+        "cnn.max_epochs=1",
+        "cnn.batch_size=16",
+        f"data.image.task={task}",
+        f"data.image.class_names=[{','.join(names)}]",
+    )
+    shape = (lambda n: (n, 3)) if task == "multi-label" else (lambda n: (n, 1))
+    _write_raw(
+        cfg,
+        {
+            s: rng.integers(0, 2 if task == "multi-label" else 3, shape(n))
+            for s, n in (("train", 48), ("val", 24), ("test", 24))
+        },
+    )
+    trained, tested = _pipeline(cfg)
+    facts = json.loads(Layout.of(cfg).processed_images_meta.read_text())
+    assert facts["task"] == task
+    assert 0.0 <= trained["best_val_auc"] <= 1.0
+    assert set(tested["per_class"]) == set(names)
+    assert 0.0 <= tested["test_auc"] <= 1.0
+
+
+# Two functions, not parametrize: make_cfg names the MLflow experiment after the test, and
+# Hydra's override grammar cannot parse the brackets of a parametrized test id.
+@pytest.mark.slow
+def test_multi_label_task_comes_from_the_dataset_facts(make_cfg) -> None:
+    _train_on_task(make_cfg, "multi-label")
+
+
+@pytest.mark.slow
+def test_ordinal_task_comes_from_the_dataset_facts(make_cfg) -> None:
+    _train_on_task(make_cfg, "ordinal")
