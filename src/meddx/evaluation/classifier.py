@@ -59,11 +59,10 @@ def score(task: str, names: list[str], y_true: np.ndarray, y_score: np.ndarray,
     result |= {"test_ap": stats.average_precision(*pooled), "n_test": n,
                "bootstrap": settings.bootstrap}
     y_pred = metrics.predictions(task, y_score)
-    per_class: dict[str, dict[str, float]] = {name: {} for name in names}
-    matrix = None
-    if task != "multi-label":
-        matrix = metrics.confusion_matrix(y_true, y_pred, len(names))
-        per_class = dict(zip(names, metrics.per_class(matrix), strict=True))
+    per_class = metrics.per_class_report(task, y_true, y_score, names)
+    result["test_macro_f1"] = float(np.nanmean([row["f1"] for row in per_class.values()]))
+    matrix = (None if task == "multi-label"
+              else metrics.confusion_matrix(y_true, y_pred, len(names)))
     for name, (is_class, class_score) in stats.one_vs_rest(task, y_true, y_score, names,
                                                              every_class=True).items():
         per_class[name] |= {"auc": metrics.binary_auc(is_class, class_score),
