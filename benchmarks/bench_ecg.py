@@ -25,9 +25,39 @@ from meddx.config import compose
 from meddx.stages import acquire_ecg, preprocess_ecg
 
 TARGET_S = 60.0
-ALL_RECORDS = [*range(100, 110), *range(111, 120), 121, 122, 123, 124, 200, 201, 202, 203,
-               205, 207, 208, 209, 210, 212, 213, 214, 215, 217, 219, 220, 221, 222, 223,
-               228, 230, 231, 232, 233, 234]
+ALL_RECORDS = [
+    *range(100, 110),
+    *range(111, 120),
+    121,
+    122,
+    123,
+    124,
+    200,
+    201,
+    202,
+    203,
+    205,
+    207,
+    208,
+    209,
+    210,
+    212,
+    213,
+    214,
+    215,
+    217,
+    219,
+    220,
+    221,
+    222,
+    223,
+    228,
+    230,
+    231,
+    232,
+    233,
+    234,
+]
 
 
 def cpu_seconds() -> float:
@@ -38,27 +68,45 @@ def cpu_seconds() -> float:
 def main() -> int:
     root = mirror("mitbih")
     with tempfile.TemporaryDirectory() as tmp:
-        common = [f"paths.root={tmp}", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-                  "tracking.experiment=bench_ecg"]
-        warm = compose([*common, "data.ecg.records=[100]", "data.ecg.synthetic.beats_per_record=5"],
-                       conf_dir=REPO / "conf")
+        common = [
+            f"paths.root={tmp}",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+            "tracking.experiment=bench_ecg",
+        ]
+        warm = compose(
+            [*common, "data.ecg.records=[100]", "data.ecg.synthetic.beats_per_record=5"],
+            conf_dir=REPO / "conf",
+        )
         acquire_ecg.run(warm)  # creates the MLflow store and imports everything
-        cfg = compose([*common, "data/ecg=mitbih", f"paths.mirror={root}",
-                       f"data.ecg.records=[{','.join(map(str, ALL_RECORDS))}]",
-                       "data.ecg.exclude=[]"], conf_dir=REPO / "conf")
+        cfg = compose(
+            [
+                *common,
+                "data/ecg=mitbih",
+                f"paths.mirror={root}",
+                f"data.ecg.records=[{','.join(map(str, ALL_RECORDS))}]",
+                "data.ecg.exclude=[]",
+            ],
+            conf_dir=REPO / "conf",
+        )
         cpu_start, start = cpu_seconds(), time.perf_counter()
         acquired = acquire_ecg.run(cfg, any_lead=True)
         middle = time.perf_counter()
         stats = preprocess_ecg.run(cfg)
         end, cpu_end = time.perf_counter(), cpu_seconds()
     total = end - start
-    print(f"acquire_ecg    {middle - start:6.1f} s  ({acquired['records']} records read, "
-          f"{acquired['sha256_checked']} files SHA-256 checked)")
-    print(f"preprocess_ecg {end - middle:6.1f} s  ({acquired['records']} records filtered and "
-          f"segmented; {sum(stats[s]['n'] for s in ('train', 'val', 'test'))} beats in the "
-          "inter-patient splits)")
-    print(f"mitbih_s       {total:6.1f} s wall, {cpu_end - cpu_start:6.1f} s CPU "
-          f"(target <= {TARGET_S:.0f} s), load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"acquire_ecg    {middle - start:6.1f} s  ({acquired['records']} records read, "
+        f"{acquired['sha256_checked']} files SHA-256 checked)"
+    )
+    print(
+        f"preprocess_ecg {end - middle:6.1f} s  ({acquired['records']} records filtered and "
+        f"segmented; {sum(stats[s]['n'] for s in ('train', 'val', 'test'))} beats in the "
+        "inter-patient splits)"
+    )
+    print(
+        f"mitbih_s       {total:6.1f} s wall, {cpu_end - cpu_start:6.1f} s CPU "
+        f"(target <= {TARGET_S:.0f} s), load average {os.getloadavg()[0]:.1f}"
+    )
     record("mitbih_s", total)
     return 0 if total <= TARGET_S else 1
 

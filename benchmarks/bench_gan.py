@@ -42,8 +42,18 @@ FACTS = {
 # Real-data defaults (arguments come after, so they win): a fair TSTR set (as many images per
 # class and split as the real data) and enough GAN epochs for 28 px MedMNIST.
 DEFAULTS = ["gan.generate.per_class=null", "gan.max_epochs=30"]
-AVERAGED = ("tstr_acc", "real_acc", "aug_acc", "tstr_gap_acc", "fd", "fd_real_test", "precision",
-            "recall", "near_copy_share", "near_copy_reference_share")
+AVERAGED = (
+    "tstr_acc",
+    "real_acc",
+    "aug_acc",
+    "tstr_gap_acc",
+    "fd",
+    "fd_real_test",
+    "precision",
+    "recall",
+    "near_copy_share",
+    "near_copy_reference_share",
+)
 
 
 def _mirror() -> Path:
@@ -74,20 +84,35 @@ def _dataset_overrides(name: str) -> list[str]:
     if (REPO / "conf" / "data" / "image" / f"{name}.yaml").is_file():
         return [f"data/image={name}"]
     task, classes = FACTS[name]
-    return [f"data.image.name={name}", f"data.image.task={task}",
-            f"data.image.class_names={classes}", "data.image.channels=1", "data.image.size=28"]
+    return [
+        f"data.image.name={name}",
+        f"data.image.task={task}",
+        f"data.image.class_names={classes}",
+        "data.image.channels=1",
+        "data.image.size=28",
+    ]
 
 
 def _config(root: Path, dataset: str, seed: int, extra: list[str]) -> Any:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO / 'mlflow.db'}"
-    return compose([f"paths.root={root}", f"tracking.uri={uri}",
-                    "tracking.experiment=meddx-bench-gan", f"seed={seed}",
-                    *_dataset_overrides(dataset), *extra], conf_dir=REPO / "conf")
+    return compose(
+        [
+            f"paths.root={root}",
+            f"tracking.uri={uri}",
+            "tracking.experiment=meddx-bench-gan",
+            f"seed={seed}",
+            *_dataset_overrides(dataset),
+            *extra,
+        ],
+        conf_dir=REPO / "conf",
+    )
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values),
-            "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def bench(dataset: str, seeds: list[int], extra: list[str]) -> dict[str, Any]:
@@ -95,8 +120,10 @@ def bench(dataset: str, seeds: list[int], extra: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-gan-{dataset}-") as tmp:
         root = Path(tmp)
         cfg = _config(root, dataset, 0, extra)
-        save_npz(Layout.of(cfg).raw_images,
-                 _without_leaks(load_npz(_mirror() / "medmnist" / f"{dataset}.npz")))
+        save_npz(
+            Layout.of(cfg).raw_images,
+            _without_leaks(load_npz(_mirror() / "medmnist" / f"{dataset}.npz")),
+        )
         preprocess_images.run(cfg)
         gan_started = time.perf_counter()
         trained = train_gan.run(cfg)
@@ -112,30 +139,50 @@ def bench(dataset: str, seeds: list[int], extra: list[str]) -> dict[str, Any]:
                 print(f"{dataset} seed {seed}: {exc}", file=sys.stderr)
                 result = json.loads(Layout.of(seeded).metrics("evaluate_gan").read_text())
             runs.append({"seed": seed, **result})
-            print(f"{dataset} seed {seed}: " + ", ".join(
-                f"{k}={result[k]:.4g}" for k in ("real_acc", "tstr_acc", "aug_delta_auc", "fd",
-                                                  "precision", "recall", "near_copy_share")))
+            print(
+                f"{dataset} seed {seed}: "
+                + ", ".join(
+                    f"{k}={result[k]:.4g}"
+                    for k in (
+                        "real_acc",
+                        "tstr_acc",
+                        "aug_delta_auc",
+                        "fd",
+                        "precision",
+                        "recall",
+                        "near_copy_share",
+                    )
+                )
+            )
     summary: dict[str, Any] = {k: statistics.fmean(r[k] for r in runs) for k in AVERAGED}
     summary["aug_delta_auc"] = _stats([r["aug_delta_auc"] for r in runs])
     summary["tstr_acc_sd"] = _stats([r["tstr_acc"] for r in runs])["sd"]
     summary["memorisation_passed"] = all(r["memorisation_passed"] for r in runs)
-    summary |= {"wall_s": gan_wall, "total_wall_s": time.perf_counter() - started,
-                "gan": cfg.gan.name, "gan_epochs": trained["epochs"],
-                "cnn_epochs": cfg.cnn.max_epochs, "seeds": seeds, "overrides": extra,
-                "runs": runs}
+    summary |= {
+        "wall_s": gan_wall,
+        "total_wall_s": time.perf_counter() - started,
+        "gan": cfg.gan.name,
+        "gan_epochs": trained["epochs"],
+        "cnn_epochs": cfg.cnn.max_epochs,
+        "seeds": seeds,
+        "overrides": extra,
+        "runs": runs,
+    }
     return summary
 
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        "# GAN benchmark (`make bench-gan`)", "",
+        "# GAN benchmark (`make bench-gan`)",
+        "",
         "TSTR: CNN trained on generated images only, scored on the real test split. "
         "FD: Frechet distance in the penultimate features of the pipeline's own real-trained "
         "CNN (domain-specific, not comparable with ImageNet FID); `FD real/test` is the "
         "real-vs-real floor at the same sample sizes. Near-copies: share of generated images "
         "closer to a training image than half the median real nearest-neighbour distance "
         "(held-out real images in brackets). Published reference: Kovalev & Kazlouski 2019 "
-        "lose 2.2-3.5 accuracy points with TSTR on chest X-ray.", "",
+        "lose 2.2-3.5 accuracy points with TSTR on chest X-ray.",
+        "",
         "| dataset | GAN (epochs) | seeds | real acc | TSTR acc | gap | aug dAUC (sd) | FD "
         "| FD real/test | precision | recall | near-copies | GAN wall | total wall |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -52,8 +52,9 @@ def _prepare(root: Path, common: list[str], subset: int | None) -> None:
         save_npz(path, arrays, compress=False)
 
 
-def _scenario(name: str, prepared: Path, work: Path, common: list[str],
-              overrides: list[str]) -> dict[str, float]:
+def _scenario(
+    name: str, prepared: Path, work: Path, common: list[str], overrides: list[str]
+) -> dict[str, float]:
     from meddx.config import compose
     from meddx.stages import tune
 
@@ -63,8 +64,12 @@ def _scenario(name: str, prepared: Path, work: Path, common: list[str],
     start = time.perf_counter()
     metrics = tune.run(cfg)
     wall = time.perf_counter() - start
-    result = {"wall_s": round(wall, 2), "best_value": round(metrics["best_value"], 5),
-              "n_trials": metrics["n_trials"], "n_pruned": metrics["n_pruned"]}
+    result = {
+        "wall_s": round(wall, 2),
+        "best_value": round(metrics["best_value"], 5),
+        "n_trials": metrics["n_trials"],
+        "n_pruned": metrics["n_pruned"],
+    }
     print(f"{name:<10} {result}", flush=True)
     return result
 
@@ -83,37 +88,45 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_hpo_") as tmp:
         work = Path(tmp)
-        common = ["data/image=pneumoniamnist", f"tracking.uri=sqlite:///{work}/mlflow.db",
-                  "tracking.experiment=bench-hpo", "hpo.sampler=tpe",
-                  f"hpo.trial_overrides=['cnn.max_epochs={args.epochs}']",
-                  f"hpo.pruner_kwargs.median={{n_startup_trials: 5, "
-                  f"n_warmup_steps: {min(2, args.epochs - 1)}}}"]
+        common = [
+            "data/image=pneumoniamnist",
+            f"tracking.uri=sqlite:///{work}/mlflow.db",
+            "tracking.experiment=bench-hpo",
+            "hpo.sampler=tpe",
+            f"hpo.trial_overrides=['cnn.max_epochs={args.epochs}']",
+            f"hpo.pruner_kwargs.median={{n_startup_trials: 5, "
+            f"n_warmup_steps: {min(2, args.epochs - 1)}}}",
+        ]
         _prepare(work / "prepared", common, args.subset)
         # Lightning's import is paid here, not by whichever study runs first
         import meddx.hpo.pruning
         import meddx.stages.train_cnn  # noqa: F401
+
         prepared = work / "prepared"
         pruning = [f"hpo.n_trials={args.trials}", "hpo.n_workers=1"]
-        workers = [f"hpo.n_trials={args.worker_trials}", "hpo.pruner=none",
-                   "trainer.num_threads=1"]
+        workers = [f"hpo.n_trials={args.worker_trials}", "hpo.pruner=none", "trainer.num_threads=1"]
         report = {
-            "pruned": _scenario("pruned", prepared, work, common,
-                                [*pruning, "hpo.pruner=median"]),
-            "unpruned": _scenario("unpruned", prepared, work, common,
-                                  [*pruning, "hpo.pruner=none"]),
-            "workers_1": _scenario("workers_1", prepared, work, common,
-                                   [*workers, "hpo.n_workers=1"]),
-            "workers_2": _scenario("workers_2", prepared, work, common,
-                                   [*workers, "hpo.n_workers=2"]),
+            "pruned": _scenario("pruned", prepared, work, common, [*pruning, "hpo.pruner=median"]),
+            "unpruned": _scenario(
+                "unpruned", prepared, work, common, [*pruning, "hpo.pruner=none"]
+            ),
+            "workers_1": _scenario(
+                "workers_1", prepared, work, common, [*workers, "hpo.n_workers=1"]
+            ),
+            "workers_2": _scenario(
+                "workers_2", prepared, work, common, [*workers, "hpo.n_workers=2"]
+            ),
         }
     for key in ("workers_1", "workers_2"):
         report[key] = {k: report[key][k] for k in ("wall_s", "n_trials")}
     speedup = report["unpruned"]["wall_s"] / report["pruned"]["wall_s"]
     gap = report["unpruned"]["best_value"] - report["pruned"]["best_value"]
     ratio = report["workers_2"]["wall_s"] / report["workers_1"]["wall_s"]
-    print(f"pruning: {speedup:.2f}x faster (target >= 2), best AUC gap {gap:+.4f} "
-          f"(target <= 0.005); 2 workers: {ratio:.2f}x the wall time of 1 (target <= 0.6); "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"pruning: {speedup:.2f}x faster (target >= 2), best AUC gap {gap:+.4f} "
+        f"(target <= 0.005); 2 workers: {ratio:.2f}x the wall time of 1 (target <= 0.6); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     write_json(args.output, report)
     return 0 if speedup >= 2 and gap <= 0.005 and ratio <= 0.6 else 1
 

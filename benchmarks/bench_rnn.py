@@ -45,9 +45,16 @@ def _stage(name: str) -> Any:
 
 def one_seed(seed: int, work: Path) -> dict[str, Any]:
     project = compose([], conf_dir=REPO / "conf")
-    cfg = compose(["+experiment=mitbih_interpatient", f"seed={seed}", f"paths.root={work}",
-                   f"tracking.uri={tracking_uri(project)}", "tracking.experiment=bench-rnn"],
-                  conf_dir=REPO / "conf")
+    cfg = compose(
+        [
+            "+experiment=mitbih_interpatient",
+            f"seed={seed}",
+            f"paths.root={work}",
+            f"tracking.uri={tracking_uri(project)}",
+            "tracking.experiment=bench-rnn",
+        ],
+        conf_dir=REPO / "conf",
+    )
     started = time.perf_counter()
     for name in DATA_STAGES:
         _stage(name).run(cfg)
@@ -56,8 +63,13 @@ def one_seed(seed: int, work: Path) -> dict[str, Any]:
     for name in MODEL_STAGES:
         result = _stage(name).run(cfg)
     wall_s = time.perf_counter() - started
-    row = {"seed": seed, "rnn": cfg.rnn.name, "acc": result["test_acc"], "wall_s": wall_s,
-           "data_s": data_s}
+    row = {
+        "seed": seed,
+        "rnn": cfg.rnn.name,
+        "acc": result["test_acc"],
+        "wall_s": wall_s,
+        "data_s": data_s,
+    }
     for name in CLASSES:
         figures = result["per_class"][name]
         row[name] = {"se": figures["sensitivity"], "ppv": figures["ppv"], "f1": figures["f1"]}
@@ -66,16 +78,22 @@ def one_seed(seed: int, work: Path) -> dict[str, Any]:
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values),
-            "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"acc": _stats([r["acc"] for r in rows])}
     for name in CLASSES:
         summary[name] = {k: _stats([r[name][k] for r in rows]) for k in ("se", "ppv", "f1")}
-    summary |= {"wall_s": _stats([r["wall_s"] for r in rows]),
-                "seeds": [r["seed"] for r in rows], "rnn": rows[0]["rnn"], "runs": rows}
+    summary |= {
+        "wall_s": _stats([r["wall_s"] for r in rows]),
+        "seeds": [r["seed"] for r in rows],
+        "rnn": rows[0]["rnn"],
+        "runs": rows,
+    }
     return summary
 
 
@@ -88,15 +106,21 @@ def markdown(summary: dict[str, Any]) -> str:
 
     lines = ["| Method | Acc | S Se / +P | V Se / +P |", "|---|---|---|---|"]
     for name, acc, s_se, s_ppv, v_se, v_ppv in PUBLISHED:
-        lines.append(f"| {name} | {cell(acc)} | {cell(s_se)} / {cell(s_ppv)} | "
-                     f"{cell(v_se)} / {cell(v_ppv)} |")
+        lines.append(
+            f"| {name} | {cell(acc)} | {cell(s_se)} / {cell(s_ppv)} | "
+            f"{cell(v_se)} / {cell(v_ppv)} |"
+        )
     s, v = summary["S"], summary["V"]
-    lines.append(f"| **meddx {summary['rnn']}** (mean ± sd, seeds {summary['seeds']}) | "
-                 f"{pct(summary['acc'])} | {pct(s['se'])} / {pct(s['ppv'])} | "
-                 f"{pct(v['se'])} / {pct(v['ppv'])} |")
+    lines.append(
+        f"| **meddx {summary['rnn']}** (mean ± sd, seeds {summary['seeds']}) | "
+        f"{pct(summary['acc'])} | {pct(s['se'])} / {pct(s['ppv'])} | "
+        f"{pct(v['se'])} / {pct(v['ppv'])} |"
+    )
     wall = summary["wall_s"]
-    return ("# MIT-BIH inter-patient (DS2), %\n\n" + "\n".join(lines) + "\n\n"
-            f"Train + evaluate wall time per seed: {wall['mean']:.0f} ± {wall['sd']:.0f} s.\n")
+    return (
+        "# MIT-BIH inter-patient (DS2), %\n\n" + "\n".join(lines) + "\n\n"
+        f"Train + evaluate wall time per seed: {wall['mean']:.0f} ± {wall['sd']:.0f} s.\n"
+    )
 
 
 def main() -> None:

@@ -16,8 +16,9 @@ def mirror(needed: str) -> Path:
     configured = os.environ.get("MEDDX_DATA_MIRROR")
     path = Path(configured) if configured else REPO.parent / "shared" / "data"
     if not (path / needed).exists():
-        sys.exit(f"{Path(sys.argv[0]).name}: no {needed} in the mirror {path}; "
-                 "set MEDDX_DATA_MIRROR")
+        sys.exit(
+            f"{Path(sys.argv[0]).name}: no {needed} in the mirror {path}; set MEDDX_DATA_MIRROR"
+        )
     return path.resolve()
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: configs composed from the real conf/, a real MLflow sqlite store, the data mirror."""
+"""Shared fixtures: configs composed from conf/, a real MLflow sqlite store, the data mirror."""
 
 from __future__ import annotations
 
@@ -43,15 +43,21 @@ def tracking_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def make_cfg(tmp_path: Path, tracking_db: str, request: pytest.FixtureRequest) -> Callable[..., DictConfig]:
+def make_cfg(
+    tmp_path: Path, tracking_db: str, request: pytest.FixtureRequest
+) -> Callable[..., DictConfig]:
     """Compose conf/ with the project rooted in tmp_path and an experiment of the test's own."""
     # Parametrized ids ("test_x[a-b]") are not valid override values: keep word characters.
     experiment = re.sub(r"[^\w.-]+", "_", request.node.name)[:200]
 
     def _make(*overrides: str) -> DictConfig:
         return compose(
-            [f"paths.root={tmp_path}", f"tracking.uri={tracking_db}",
-             f"tracking.experiment={experiment}", *overrides],
+            [
+                f"paths.root={tmp_path}",
+                f"tracking.uri={tracking_db}",
+                f"tracking.experiment={experiment}",
+                *overrides,
+            ],
             conf_dir=CONF,
         )
 

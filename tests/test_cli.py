@@ -10,8 +10,9 @@ from conftest import REPO
 
 
 def _meddx(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "meddx", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "meddx", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_help_lists_every_stage() -> None:
@@ -22,10 +23,13 @@ def test_help_lists_every_stage() -> None:
 
 
 def test_help_imports_no_heavy_library() -> None:
-    probe = ("import sys, runpy; sys.argv=['meddx','--help']\n"
-             "try:\n    runpy.run_module('meddx', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "heavy = [m for m in ('torch', 'pytorch_lightning', 'mlflow', 'monai') if m in sys.modules]\n"
-             "print('HEAVY=' + ','.join(heavy))")
+    probe = (
+        "import sys, runpy; sys.argv=['meddx','--help']\n"
+        "try:\n    runpy.run_module('meddx', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'pytorch_lightning', 'mlflow', 'monai')\n"
+        "         if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
     assert result.stdout.strip().splitlines()[-1] == "HEAVY="
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import CONF, REPO
 from meddx.config import compose, load_params, to_yaml
 from meddx.errors import ConfigError
-
-from conftest import CONF, REPO
 
 
 def test_params_yaml_equals_the_composition_of_conf() -> None:
@@ -51,7 +50,7 @@ def test_integer_is_accepted_for_a_float_key() -> None:
 
 
 def test_boolean_is_refused_for_an_integer_key() -> None:
-    with pytest.raises(ConfigError, match="cnn.max_epochs"):
+    with pytest.raises(ConfigError, match=r"cnn\.max_epochs"):
         compose(["cnn.max_epochs=true"], conf_dir=CONF)
 
 

@@ -21,8 +21,17 @@ from meddx.stages import acquire_images
 
 # What pydicom's CT_small.dcm / MR_small.dcm say about their (fictitious) patients.
 # Dates also sit inside the original UIDs (...20040826185059...), so UIDs must change too.
-IDENTIFYING_VALUES = ("CompressedSamples", "1CT1", "4MR1", "JFK IMAGING CENTER", "CT01_OC0",
-                      "-0000200", "CLUNIE1", "20040119", "20040826")
+IDENTIFYING_VALUES = (
+    "CompressedSamples",
+    "1CT1",
+    "4MR1",
+    "JFK IMAGING CENTER",
+    "CT01_OC0",
+    "-0000200",
+    "CLUNIE1",
+    "20040119",
+    "20040826",
+)
 
 
 def all_elements(ds: pydicom.Dataset) -> list[pydicom.DataElement]:
@@ -36,9 +45,19 @@ def test_dicom_identifying_tags_are_gone_after_deidentification(name: str) -> No
     original = pydicom.dcmread(get_testdata_file(name))
     assert str(original.PatientName).startswith("CompressedSamples")
     ds = deidentify(pydicom.dcmread(get_testdata_file(name)))
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName",
-                    "ReferringPhysicianName", "StudyDate", "AccessionNumber", "StudyID",
-                    "StationName", "OperatorsName", "DeviceSerialNumber"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "InstitutionName",
+        "ReferringPhysicianName",
+        "StudyDate",
+        "AccessionNumber",
+        "StudyID",
+        "StationName",
+        "OperatorsName",
+        "DeviceSerialNumber",
+    ):
         assert keyword not in ds, keyword
     elements = all_elements(ds)
     assert not [e for e in elements if e.tag.is_private]
@@ -83,19 +102,26 @@ def make_folder(root: Path) -> Path:
     shutil.copyfile(get_testdata_file("CT_small.dcm"), folder / "Doe_John_CT.dcm")
     shutil.copyfile(get_testdata_file("MR_small.dcm"), folder / "Doe_John_MR.dcm")
     rows += ["Doe_John_CT.dcm,sick,train", "Doe_John_MR.dcm,healthy,val"]
-    nib.save(nib.Nifti1Image(rng.normal(size=(16, 16, 5)).astype(np.float32), np.eye(4)),
-             folder / "scan.nii.gz")
+    nib.save(
+        nib.Nifti1Image(rng.normal(size=(16, 16, 5)).astype(np.float32), np.eye(4)),
+        folder / "scan.nii.gz",
+    )
     rows.append("scan.nii.gz,healthy,train")
     (folder / "labels.csv").write_text("file,label,split\n" + "\n".join(rows) + "\n")
     return folder
 
 
-FOLDER = ("data/image=folder", "data.image.class_names=[healthy,sick]", "data.image.task=binary",
-          "data.image.size=24")
+FOLDER = (
+    "data/image=folder",
+    "data.image.class_names=[healthy,sick]",
+    "data.image.task=binary",
+    "data.image.size=24",
+)
 
 
-def test_folder_of_png_jpeg_dicom_nifti_becomes_the_medmnist_layout(make_cfg,
-                                                                    tmp_path: Path) -> None:
+def test_folder_of_png_jpeg_dicom_nifti_becomes_the_medmnist_layout(
+    make_cfg, tmp_path: Path
+) -> None:
     folder = make_folder(tmp_path)
     cfg = make_cfg(*FOLDER, f"data.image.folder.path={folder}")
     result = acquire_images.run(cfg)
@@ -106,15 +132,18 @@ def test_folder_of_png_jpeg_dicom_nifti_becomes_the_medmnist_layout(make_cfg,
     assert arrays["train_images"].dtype == np.uint8
     assert arrays["test_labels"].reshape(-1).tolist() == [1, 1]
     run = MlflowClient(cfg.tracking.uri).search_runs(
-        [MlflowClient(cfg.tracking.uri).get_experiment_by_name(cfg.tracking.experiment)
-         .experiment_id])[0]
+        [
+            MlflowClient(cfg.tracking.uri)
+            .get_experiment_by_name(cfg.tracking.experiment)
+            .experiment_id
+        ]
+    )[0]
     logged = " ".join(f"{k}={v}" for k, v in {**run.data.params, **run.data.tags}.items())
     assert "Doe_John" not in logged
     assert not [value for value in IDENTIFYING_VALUES if value in logged]
 
 
-def test_folder_without_split_column_is_split_per_class_by_seed(make_cfg,
-                                                                tmp_path: Path) -> None:
+def test_folder_without_split_column_is_split_per_class_by_seed(make_cfg, tmp_path: Path) -> None:
     folder = tmp_path / "flat"
     folder.mkdir()
     rng = np.random.default_rng(1)
@@ -123,8 +152,12 @@ def test_folder_without_split_column_is_split_per_class_by_seed(make_cfg,
         Image.fromarray((rng.random((12, 12)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
         lines.append(f"{i}.png,{i % 2}")
     (folder / "labels.csv").write_text("file,label\n" + "\n".join(lines) + "\n")
-    overrides = (*FOLDER, f"data.image.folder.path={folder}", "data.image.folder.val_fraction=0.2",
-                 "data.image.folder.test_fraction=0.2")
+    overrides = (
+        *FOLDER,
+        f"data.image.folder.path={folder}",
+        "data.image.folder.val_fraction=0.2",
+        "data.image.folder.test_fraction=0.2",
+    )
     first = acquire_images.run(make_cfg(*overrides))
     assert (first["n_train"], first["n_val"], first["n_test"]) == (12, 4, 4)
     assert first["splits"]["val"]["class_healthy"] == first["splits"]["val"]["class_sick"] == 2
@@ -133,13 +166,19 @@ def test_folder_without_split_column_is_split_per_class_by_seed(make_cfg,
     np.testing.assert_array_equal(load_npz(Layout(tmp_path).raw_images)["val_images"], images)
 
 
-@pytest.mark.parametrize(("line", "error"), [
-    ("a.png,sick,train\nb.png,sick,test", r"identical files in more than one split.*line 2 "
-                                          r"\(train\) = line 3 \(test\)"),
-    ("a.png,7,train", r"labels.csv line 2: label 7 is out of range 0\.\.1"),
-    ("a.png,tumour,train", r"labels.csv line 2: label 'tumour' is not one of"),
-    ("missing.png,sick,train", r"labels.csv line 2: the file it names does not exist"),
-])
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (
+            "a.png,sick,train\nb.png,sick,test",
+            r"identical files in more than one split.*line 2 "
+            r"\(train\) = line 3 \(test\)",
+        ),
+        ("a.png,7,train", r"labels.csv line 2: label 7 is out of range 0\.\.1"),
+        ("a.png,tumour,train", r"labels.csv line 2: label 'tumour' is not one of"),
+        ("missing.png,sick,train", r"labels.csv line 2: the file it names does not exist"),
+    ],
+)
 def test_folder_errors_name_the_csv_line(make_cfg, tmp_path: Path, line: str, error: str) -> None:
     folder = tmp_path / "bad"
     folder.mkdir()

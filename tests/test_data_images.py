@@ -22,8 +22,10 @@ from meddx.paths import Layout
 from meddx.stages import acquire_images, preprocess_images
 from meddx.training.metrics import TASKS
 
-OFFICIAL = {"pneumoniamnist": {"train": (1214, 3494), "val": (135, 389), "test": (234, 390)},
-            "breastmnist": {"train": (147, 399), "val": (21, 57), "test": (42, 114)}}
+OFFICIAL = {
+    "pneumoniamnist": {"train": (1214, 3494), "val": (135, 389), "test": (234, 390)},
+    "breastmnist": {"train": (147, 399), "val": (21, 57), "test": (42, 114)},
+}
 
 
 @pytest.fixture
@@ -43,10 +45,22 @@ def tiny_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 
 # --- the registry and its configs -------------------------------------------------------
 
+
 def test_registry_covers_every_2d_subset_with_a_config_that_agrees() -> None:
     assert set(medmnist.SUBSETS) == {
-        "pathmnist", "chestmnist", "dermamnist", "octmnist", "pneumoniamnist", "retinamnist",
-        "breastmnist", "bloodmnist", "tissuemnist", "organamnist", "organcmnist", "organsmnist"}
+        "pathmnist",
+        "chestmnist",
+        "dermamnist",
+        "octmnist",
+        "pneumoniamnist",
+        "retinamnist",
+        "breastmnist",
+        "bloodmnist",
+        "tissuemnist",
+        "organamnist",
+        "organcmnist",
+        "organsmnist",
+    }
     for name, subset in medmnist.SUBSETS.items():
         spec = yaml.safe_load((CONF / "data" / "image" / f"{name}.yaml").read_text())
         assert spec["source"] == "medmnist" and spec["name"] == name and spec["size"] == 28
@@ -61,7 +75,9 @@ def test_registry_names_files_and_urls_per_size() -> None:
     breast = medmnist.subset("breastmnist")
     assert breast.file_name(28) == "breastmnist.npz"
     assert breast.file_name(224) == "breastmnist_224.npz"
-    assert breast.url(64) == "https://zenodo.org/records/10519652/files/breastmnist_64.npz?download=1"
+    assert (
+        breast.url(64) == "https://zenodo.org/records/10519652/files/breastmnist_64.npz?download=1"
+    )
     assert breast.checksum(28) == "750601b1f35ba3300ea97c75c52ff8f6"
     assert medmnist.subset("chestmnist").task == "multi-label"
     assert medmnist.subset("retinamnist").task == "ordinal"
@@ -85,9 +101,11 @@ def test_config_that_contradicts_the_registry_is_refused(make_cfg) -> None:
 
 # --- acquisition: mirror, cache, checksum, offline ---------------------------------------
 
+
 @pytest.mark.parametrize("name", ["pneumoniamnist", "breastmnist"])
-def test_mirror_flow_gives_the_official_split_sizes(make_cfg, mirror: Path, tmp_path: Path,
-                                                    name: str) -> None:
+def test_mirror_flow_gives_the_official_split_sizes(
+    make_cfg, mirror: Path, tmp_path: Path, name: str
+) -> None:
     cfg = make_cfg(f"data/image={name}", f"paths.mirror={mirror}")
     acquired = acquire_images.run(cfg)
     subset = medmnist.subset(name)
@@ -99,8 +117,9 @@ def test_mirror_flow_gives_the_official_split_sizes(make_cfg, mirror: Path, tmp_
         row = stats[split]
         assert row["n"] == subset.splits[split] == sum(counts)
         assert tuple(row[class_key(c)] for c in subset.class_names) == counts
-    grids = sorted(path.name for path in
-                   (Layout.of(cfg).plots("preprocess_images") / "samples").iterdir())
+    grids = sorted(
+        path.name for path in (Layout.of(cfg).plots("preprocess_images") / "samples").iterdir()
+    )
     assert len(grids) == 2 and grids[0].startswith("0_")
     assert not (tmp_path / "data" / "cache").exists()  # the mirror is read in place
 
@@ -111,7 +130,8 @@ def test_official_split_sizes_are_as_published() -> None:
 
 
 def test_cache_is_used_first_and_a_bad_cache_entry_is_replaced_from_the_mirror(
-        make_cfg, mirror: Path, tmp_path: Path, no_mirror: None) -> None:
+    make_cfg, mirror: Path, tmp_path: Path, no_mirror: None
+) -> None:
     cache = tmp_path / "data" / "cache"
     cache.mkdir(parents=True)
     shutil.copyfile(mirror / "medmnist" / "breastmnist.npz", cache / "breastmnist.npz")
@@ -123,7 +143,8 @@ def test_cache_is_used_first_and_a_bad_cache_entry_is_replaced_from_the_mirror(
 
 
 def test_corrupted_checksum_names_file_and_both_checksums_and_writes_nothing(
-        make_cfg, tmp_path: Path) -> None:
+    make_cfg, tmp_path: Path
+) -> None:
     fake_mirror = tmp_path / "mirror" / "medmnist"
     fake_mirror.mkdir(parents=True)
     save_npz(fake_mirror / "breastmnist.npz", tiny_arrays())
@@ -137,11 +158,22 @@ def test_corrupted_checksum_names_file_and_both_checksums_and_writes_nothing(
 
 
 def test_offline_without_mirror_fails_clearly_with_nothing_half_written(
-        tmp_path: Path, tracking_db: str, no_mirror: None, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path,
+    tracking_db: str,
+    no_mirror: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("MEDDX_CONF_DIR", str(CONF))
-    code = cli.main(["acquire_images", "data/image=pneumoniamnist", f"paths.root={tmp_path}",
-                     f"tracking.uri={tracking_db}", "tracking.experiment=offline"])
+    code = cli.main(
+        [
+            "acquire_images",
+            "data/image=pneumoniamnist",
+            f"paths.root={tmp_path}",
+            f"tracking.uri={tracking_db}",
+            "tracking.experiment=offline",
+        ]
+    )
     err = capsys.readouterr().err
     assert code != 0
     assert "pneumoniamnist.npz is not available" in err
@@ -151,6 +183,7 @@ def test_offline_without_mirror_fails_clearly_with_nothing_half_written(
 
 
 # --- validation ---------------------------------------------------------------------------
+
 
 def test_truncated_npz_is_a_data_error_naming_the_file(make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg()
@@ -167,16 +200,22 @@ def test_nan_image_is_refused_with_its_index() -> None:
     arrays = tiny_arrays()
     arrays["val_images"] = arrays["val_images"].astype(np.float32)
     arrays["val_images"][4, 2, 3] = np.nan
-    with pytest.raises(DataError, match=r"val_images holds NaN or infinite values at indices "
-                                        r"\[4\]"):
+    with pytest.raises(
+        DataError,
+        match=r"val_images holds NaN or infinite values at indices "
+        r"\[4\]",
+    ):
         check_image_splits(arrays, 2, "binary", 1)
 
 
 def test_labels_out_of_range_are_refused_with_indices_and_values() -> None:
     arrays = tiny_arrays()
     arrays["test_labels"][[1, 5]] = 7
-    with pytest.raises(DataError, match=r"test_labels holds labels outside 0\.\.1 at indices "
-                                        r"\[1, 5\] \(values \[7\]\)"):
+    with pytest.raises(
+        DataError,
+        match=r"test_labels holds labels outside 0\.\.1 at indices "
+        r"\[1, 5\] \(values \[7\]\)",
+    ):
         check_image_splits(arrays, 2, "binary", 1)
 
 

@@ -15,8 +15,15 @@ from conftest import CONF, REPO, TINY_IMAGES
 from meddx.config import compose
 from meddx.stages import acquire_images, preprocess_images
 
-TRAINER_KEYS = {"accelerator", "devices", "strategy", "precision", "num_threads", "deterministic",
-                "progress_bar"}
+TRAINER_KEYS = {
+    "accelerator",
+    "devices",
+    "strategy",
+    "precision",
+    "num_threads",
+    "deterministic",
+    "progress_bar",
+}
 
 
 @pytest.mark.parametrize("option", ["cpu", "ddp", "gpu"])
@@ -32,13 +39,27 @@ def test_ddp_on_two_cpu_processes_gives_one_model_one_metrics_file_one_run(
     cfg = make_cfg(*TINY_IMAGES)
     acquire_images.run(cfg)
     preprocess_images.run(cfg)
-    overrides = [f"paths.root={tmp_path}", f"tracking.uri={tracking_db}",
-                 f"tracking.experiment={cfg.tracking.experiment}", *TINY_IMAGES, "trainer=ddp"]
-    env = {**os.environ, "MEDDX_CONF_DIR": str(CONF),
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    overrides = [
+        f"paths.root={tmp_path}",
+        f"tracking.uri={tracking_db}",
+        f"tracking.experiment={cfg.tracking.experiment}",
+        *TINY_IMAGES,
+        "trainer=ddp",
+    ]
+    env = {
+        **os.environ,
+        "MEDDX_CONF_DIR": str(CONF),
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     # The CLI, as dvc.yaml runs it: Lightning's launcher re-runs this command line for rank 1.
-    done = subprocess.run([sys.executable, "-m", "meddx", "train_cnn", *overrides], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "meddx", "train_cnn", *overrides],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
     assert done.returncode == 0, done.stderr[-4000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in done.stderr

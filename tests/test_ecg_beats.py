@@ -26,7 +26,7 @@ from meddx.data.ecg_splits import (
 )
 from meddx.errors import ConfigError, DataError
 
-WFDB_SYMBOLS = sorted(BEAT_SYMBOLS | set("+~|x!\"[]^tupsT*D=@"))
+WFDB_SYMBOLS = sorted(BEAT_SYMBOLS | set('+~|x!"[]^tupsT*D=@'))
 
 
 @st.composite
@@ -113,9 +113,11 @@ def test_record_beats_skip_non_beats_unclassed_beats_and_beats_without_both_neig
     # the first beat lacks a previous one, the last (3990) a next one and room for a window.
     assert beats.annotated == 6
     assert list(beats.labels) == [2, 1, 0]
-    np.testing.assert_allclose(beats.rr[:, :2], [[400 / 360, 800 / 360],
-                                                 [400 / 360, 400 / 360],
-                                                 [400 / 360, 1590 / 360]], rtol=1e-6)
+    np.testing.assert_allclose(
+        beats.rr[:, :2],
+        [[400 / 360, 800 / 360], [400 / 360, 400 / 360], [400 / 360, 1590 / 360]],
+        rtol=1e-6,
+    )
     assert beats.beats.shape == (3, 252) and beats.beats.dtype == np.float32
     np.testing.assert_allclose(beats.beats.mean(axis=1), 0, atol=1e-5)
     np.testing.assert_allclose(beats.beats.std(axis=1), 1, atol=1e-4)
@@ -137,15 +139,21 @@ def _arrays(n: int = 4, length: int = 8) -> dict[str, np.ndarray]:
     return arrays
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("val_rr", np.array([[1, 1, np.nan, 1]] * 4, np.float32),
-     r"val_rr holds NaN .* \[0, 1, 2, 3\]"),
-    ("test_beats", np.full((4, 1, 8), np.inf, np.float32), "test_beats holds NaN or infinite"),
-    ("train_labels", np.array([0, 1, 5, 2]), r"outside 0\.\.4 at indices \[2\]"),
-    ("train_beats", np.zeros((4, 8), np.float32), r"shape \(4, 8\); expected \(4, 1, 8\)"),
-    ("val_beats", np.zeros((4, 1, 8), np.float64), "dtype float64; expected float32"),
-    ("test_records", np.array([100, 101, 102, 103]), r"record 100 in 'train' and 'test'"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "val_rr",
+            np.array([[1, 1, np.nan, 1]] * 4, np.float32),
+            r"val_rr holds NaN .* \[0, 1, 2, 3\]",
+        ),
+        ("test_beats", np.full((4, 1, 8), np.inf, np.float32), "test_beats holds NaN or infinite"),
+        ("train_labels", np.array([0, 1, 5, 2]), r"outside 0\.\.4 at indices \[2\]"),
+        ("train_beats", np.zeros((4, 8), np.float32), r"shape \(4, 8\); expected \(4, 1, 8\)"),
+        ("val_beats", np.zeros((4, 1, 8), np.float64), "dtype float64; expected float32"),
+        ("test_records", np.array([100, 101, 102, 103]), r"record 100 in 'train' and 'test'"),
+    ],
+)
 def test_split_checks_refuse_bad_arrays_with_their_location(key, value, message):
     arrays = _arrays()
     arrays[key] = value
@@ -163,14 +171,17 @@ def test_split_checks_refuse_an_empty_split():
 
 
 def test_intra_patient_mode_allows_a_record_in_several_splits():
-    check_ecg_splits({**_arrays(), "test_records": np.full(4, 100, np.int64)}, 5, 8,
-                     "intra-patient")
+    check_ecg_splits(
+        {**_arrays(), "test_records": np.full(4, 100, np.int64)}, 5, 8, "intra-patient"
+    )
 
 
 def test_validation_records_are_whole_ds1_records_chosen_by_seed_to_hold_every_class():
     rng = np.random.default_rng(0)
-    counts = {r: rng.integers(0, 50, 5) * (rng.random(5) < 0.4) + [500, 0, 0, 0, 0]
-              for r in range(100, 122)}
+    counts = {
+        r: rng.integers(0, 50, 5) * (rng.random(5) < 0.4) + [500, 0, 0, 0, 0]
+        for r in range(100, 122)
+    }
     picks = choose_val_records(counts, n_val=4, seed=1)
     assert picks == choose_val_records(counts, n_val=4, seed=1)
     assert len(set(picks)) == 4 and set(picks) <= set(counts)

@@ -26,8 +26,14 @@ from meddx.training import export
 
 CLASSES = ["N", "S", "V", "F", "Q"]
 WINDOW = 64
-TINY_RNN = ("evaluate.bootstrap=20", "rnn=gru", "rnn.max_epochs=2", "rnn.batch_size=32",
-            "rnn.net.hidden=16", "rnn.net.head_hidden=16")
+TINY_RNN = (
+    "evaluate.bootstrap=20",
+    "rnn=gru",
+    "rnn.max_epochs=2",
+    "rnn.batch_size=32",
+    "rnn.net.hidden=16",
+    "rnn.net.head_hidden=16",
+)
 SPLIT_RECORDS = {"train": [101, 106, 108, 109], "val": [112, 114], "test": [100, 103]}
 
 
@@ -40,12 +46,17 @@ def _record(record: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarr
     beats += 0.05 * rng.standard_normal(beats.shape)
     pre = np.where(labels == 1, 0.5, 0.8) + 0.02 * rng.standard_normal(n)
     rr = np.stack([pre, np.full(n, 0.8), np.full(n, 0.8), np.full(n, 0.8)], axis=1)
-    return {"beats": beats[:, None].astype(np.float32), "rr": rr.astype(np.float32),
-            "labels": labels.astype(np.int64), "records": np.full(n, record, dtype=np.int64)}
+    return {
+        "beats": beats[:, None].astype(np.float32),
+        "rr": rr.astype(np.float32),
+        "labels": labels.astype(np.int64),
+        "records": np.full(n, record, dtype=np.int64),
+    }
 
 
-def write_ecg(root: Path, records: dict[str, list[int]] = SPLIT_RECORDS, per_record: int = 60,
-              seed: int = 0) -> Layout:
+def write_ecg(
+    root: Path, records: dict[str, list[int]] = SPLIT_RECORDS, per_record: int = 60, seed: int = 0
+) -> Layout:
     rng = np.random.default_rng(seed)
     arrays = {}
     for split, recs in records.items():
@@ -54,10 +65,19 @@ def write_ecg(root: Path, records: dict[str, list[int]] = SPLIT_RECORDS, per_rec
             arrays[f"{split}_{field}"] = np.concatenate([p[field] for p in parts])
     layout = Layout(root)
     save_npz(layout.processed_ecg, arrays)
-    layout.processed_ecg_meta.write_text(json.dumps({
-        "name": "fixture", "class_names": CLASSES, "fs": 360, "window": WINDOW,
-        "split": "inter-patient", "splits": {s: len(arrays[f"{s}_labels"]) for s in records},
-        "records": records}))
+    layout.processed_ecg_meta.write_text(
+        json.dumps(
+            {
+                "name": "fixture",
+                "class_names": CLASSES,
+                "fs": 360,
+                "window": WINDOW,
+                "split": "inter-patient",
+                "splits": {s: len(arrays[f"{s}_labels"]) for s in records},
+                "records": records,
+            }
+        )
+    )
     return layout
 
 
@@ -81,28 +101,39 @@ def test_per_class_metrics_match_a_hand_computed_confusion_matrix() -> None:
 
 
 def test_training_refuses_a_file_whose_train_records_are_test_records(
-        make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
     write_ecg(tmp_path, {"train": [101, 106, 100], "val": [112], "test": [100, 103]})
     with pytest.raises(DataError, match=r"\[100\].*train.*test"):
         train_rnn.run(make_cfg(*TINY_RNN))
 
 
 def test_evaluation_refuses_a_model_trained_on_a_test_record(
-        make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
     layout = write_ecg(tmp_path)
     cfg = make_cfg(*TINY_RNN)
     sizes = {"in_channels": 1, "num_classes": 5, "window": WINDOW, "n_rr": 4}
     net = export.build_net(cfg.rnn.net, **sizes)
-    export.save(layout.model_dir("rnn") / "model.pt", net, cfg.rnn.net, sizes,
-                info={"task": "multi-class", "class_names": CLASSES,
-                      "records": {"train": [101, 103], "val": [112]}})
+    export.save(
+        layout.model_dir("rnn") / "model.pt",
+        net,
+        cfg.rnn.net,
+        sizes,
+        info={
+            "task": "multi-class",
+            "class_names": CLASSES,
+            "records": {"train": [101, 103], "val": [112]},
+        },
+    )
     with pytest.raises(DataError, match=r"\[103\]"):
         evaluate_rnn.run(cfg)
 
 
 @pytest.mark.slow
 def test_train_rnn_end_to_end_logs_the_run_and_exports_the_model(
-        make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
     layout = write_ecg(tmp_path)
     cfg = make_cfg(*TINY_RNN, "rnn.sampling=balanced", "rnn.loss.name=focal")
     result = train_rnn.run(cfg)
@@ -125,7 +156,8 @@ def test_train_rnn_end_to_end_logs_the_run_and_exports_the_model(
 
 @pytest.mark.slow
 def test_evaluate_rnn_reports_se_ppv_f1_per_class_and_the_confusion_plot(
-        make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
     layout = write_ecg(tmp_path)
     cfg = make_cfg(*TINY_RNN)
     train_rnn.run(cfg)
@@ -149,7 +181,8 @@ def test_evaluate_rnn_reports_se_ppv_f1_per_class_and_the_confusion_plot(
 
 @pytest.mark.slow
 def test_the_same_seed_gives_identical_metrics(
-        make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
     write_ecg(tmp_path)
     cfg = make_cfg(*TINY_RNN)
     first = (train_rnn.run(cfg), evaluate_rnn.run(cfg))

@@ -32,13 +32,27 @@ def write_wfdb_mirror(root: Path, records: list[int], beats: int = 30) -> Path:
     folder = root / "mitbih"
     folder.mkdir(parents=True)
     for record in synthetic_ecg.generate(records, beats, fs=360.0, noise=0.02, seed=7):
-        wfdb.wrsamp(str(record.number), fs=360, units=["mV"], sig_name=["MLII"],
-                    d_signal=record.signal.astype(np.int64)[:, None], fmt=["212"],
-                    adc_gain=[record.gain], baseline=[record.baseline], write_dir=str(folder))
-        wfdb.wrann(str(record.number), "atr", record.ann_sample, symbol=list(record.ann_symbol),
-                   write_dir=str(folder))
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.name}"
-             for p in sorted(folder.iterdir())]
+        wfdb.wrsamp(
+            str(record.number),
+            fs=360,
+            units=["mV"],
+            sig_name=["MLII"],
+            d_signal=record.signal.astype(np.int64)[:, None],
+            fmt=["212"],
+            adc_gain=[record.gain],
+            baseline=[record.baseline],
+            write_dir=str(folder),
+        )
+        wfdb.wrann(
+            str(record.number),
+            "atr",
+            record.ann_sample,
+            symbol=list(record.ann_symbol),
+            write_dir=str(folder),
+        )
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.name}" for p in sorted(folder.iterdir())
+    ]
     (folder / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
     return root
 
@@ -82,8 +96,11 @@ def test_default_synthetic_dag_writes_the_contract_the_rnn_reads(make_cfg, tmp_p
         assert arrays[f"{split}_labels"].dtype == np.int64
         assert arrays[f"{split}_records"].dtype == np.int64
         counts = np.bincount(arrays[f"{split}_labels"], minlength=5)
-        assert meta["splits"][split] == metrics[split] == {
-            "n": n, **{f"class_{c}": int(k) for c, k in zip("NSVFQ", counts, strict=True)}}
+        assert (
+            meta["splits"][split]
+            == metrics[split]
+            == {"n": n, **{f"class_{c}": int(k) for c, k in zip("NSVFQ", counts, strict=True)}}
+        )
         assert sorted(set(arrays[f"{split}_records"].tolist())) == meta["records"][split]
     assert meta["name"] == "synthetic" and meta["fs"] == 360
     assert meta["class_names"] == ["N", "S", "V", "F", "Q"]
@@ -104,9 +121,17 @@ def test_synthetic_records_are_reproducible_and_patient_specific():
 
 def test_synthetic_classes_differ_in_prematurity_and_qrs_width(make_cfg):
     spec = make_cfg().data.ecg
-    beats = [record_beats(filter_signal(r.millivolts(), 360.0, spec.filter), r.ann_sample,
-                          r.ann_symbol, 360.0, (90, 162), 10)
-             for r in synthetic_ecg.generate(range(100, 112), 80, 360.0, 0.03, seed=0)]
+    beats = [
+        record_beats(
+            filter_signal(r.millivolts(), 360.0, spec.filter),
+            r.ann_sample,
+            r.ann_symbol,
+            360.0,
+            (90, 162),
+            10,
+        )
+        for r in synthetic_ecg.generate(range(100, 112), 80, 360.0, 0.03, seed=0)
+    ]
     labels = np.concatenate([b.labels for b in beats])
     ratio = np.concatenate([b.rr[:, 3] for b in beats])
     # QRS width: samples within 40 ms of the R peak where the standardised beat exceeds 1.
@@ -130,13 +155,17 @@ def test_mitbih_flows_from_a_wfdb_mirror_with_checksums(make_cfg, wfdb_mirror, t
 
 
 def test_checksum_mismatch_names_file_expected_and_actual_and_writes_nothing(
-        make_cfg, wfdb_mirror, tmp_path):
+    make_cfg, wfdb_mirror, tmp_path
+):
     target = wfdb_mirror / "mitbih" / "106.atr"
     expected = hashlib.sha256(target.read_bytes()).hexdigest()
     corrupt(target)
     actual = hashlib.sha256(target.read_bytes()).hexdigest()
-    with pytest.raises(DataError, match=rf"106\.atr: checksum mismatch at .*106\.atr: expected "
-                                        rf"SHA-256 {expected}, got {actual}"):
+    with pytest.raises(
+        DataError,
+        match=rf"106\.atr: checksum mismatch at .*106\.atr: expected "
+        rf"SHA-256 {expected}, got {actual}",
+    ):
         acquire_ecg.run(make_cfg(*mitbih_overrides(wfdb_mirror)))
     raw = tmp_path / "data" / "raw"
     assert not raw.exists() or not any(raw.iterdir())
@@ -150,13 +179,20 @@ def test_truncated_wfdb_dat_is_a_clear_error(make_cfg, wfdb_mirror):
         acquire_ecg.run(make_cfg(*mitbih_overrides(wfdb_mirror)))
 
 
-def test_offline_without_mirror_fails_naming_the_file_and_both_remedies(tmp_path, tracking_db,
-                                                                         capsys, monkeypatch):
+def test_offline_without_mirror_fails_naming_the_file_and_both_remedies(
+    tmp_path, tracking_db, capsys, monkeypatch
+):
     monkeypatch.delenv("MEDDX_DATA_MIRROR", raising=False)
     empty = tmp_path / "empty"
     empty.mkdir()
-    cfg_args = [f"paths.root={tmp_path}", f"tracking.uri={tracking_db}",
-                "data/ecg=mitbih", f"paths.mirror={empty}", "data.ecg.url=null", *FEW]
+    cfg_args = [
+        f"paths.root={tmp_path}",
+        f"tracking.uri={tracking_db}",
+        "data/ecg=mitbih",
+        f"paths.mirror={empty}",
+        "data.ecg.url=null",
+        *FEW,
+    ]
     assert cli.main(["acquire_ecg", *cfg_args]) == 2
     error = capsys.readouterr().err
     assert "100.hea is not available" in error and str(empty / "mitbih") in error
@@ -168,8 +204,10 @@ def test_offline_without_mirror_fails_naming_the_file_and_both_remedies(tmp_path
 def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real HTTP server over a folder, standing in for physionet.org (no network here)."""
     root = tmp_path / "served"
-    handler = functools.partial(type("Quiet", (http.server.SimpleHTTPRequestHandler,),
-                                     {"log_message": lambda *a: None}), directory=str(root))
+    handler = functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}),
+        directory=str(root),
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -179,21 +217,27 @@ def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def test_records_missing_from_the_mirror_are_downloaded_verified_and_cached(
-        make_cfg, file_server, tmp_path):
+    make_cfg, file_server, tmp_path
+):
     url, served = file_server
     write_wfdb_mirror(served, DS1_FEW + DS2_FEW)
-    cfg = make_cfg("data/ecg=mitbih", f"paths.mirror={tmp_path / 'nothing'}",
-                   f"data.ecg.url={url}", *FEW)
+    cfg = make_cfg(
+        "data/ecg=mitbih", f"paths.mirror={tmp_path / 'nothing'}", f"data.ecg.url={url}", *FEW
+    )
     assert acquire_ecg.run(cfg)["sha256_checked"] == 15
     cache = tmp_path / "data" / "cache" / "mitbih"
     assert sorted(p.name for p in cache.iterdir() if p.suffix == ".dat") == [
-        f"{r}.dat" for r in sorted(DS1_FEW + DS2_FEW)]
+        f"{r}.dat" for r in sorted(DS1_FEW + DS2_FEW)
+    ]
     # A served file that does not match PhysioNet's list is refused and not kept.
     bad = served / "mitbih" / "108.atr"
     corrupt(bad)
     (cache / "108.atr").unlink()
-    with pytest.raises(DataError, match=r"108\.atr: checksum mismatch at .*108\.atr\.part: "
-                                        r"expected SHA-256 [0-9a-f]{64}, got [0-9a-f]{64}"):
+    with pytest.raises(
+        DataError,
+        match=r"108\.atr: checksum mismatch at .*108\.atr\.part: "
+        r"expected SHA-256 [0-9a-f]{64}, got [0-9a-f]{64}",
+    ):
         acquire_ecg.run(cfg)
     assert not (cache / "108.atr").exists()
     assert not [p for p in cache.iterdir() if p.name.startswith(".")]
@@ -218,16 +262,22 @@ def test_intra_patient_split_is_an_option(make_cfg, wfdb_mirror, tmp_path):
 
 
 def _per_record_counts(arrays: dict[str, np.ndarray], record: int) -> list[int]:
-    labels = np.concatenate([arrays[f"{s}_labels"][arrays[f"{s}_records"] == record]
-                             for s in SPLITS])
+    labels = np.concatenate(
+        [arrays[f"{s}_labels"][arrays[f"{s}_records"] == record] for s in SPLITS]
+    )
     return np.bincount(labels, minlength=5).tolist()
 
 
 @pytest.mark.mirror
 def test_real_mitbih_records_flow_from_the_mirror(make_cfg, mirror, tmp_path):
     records = [101, 106, 118, 119, 100, 232]
-    cfg = make_cfg("data/ecg=mitbih", f"paths.mirror={mirror}", "data.ecg.url=null",
-                   f"data.ecg.records=[{','.join(map(str, records))}]", "data.ecg.val_records=1")
+    cfg = make_cfg(
+        "data/ecg=mitbih",
+        f"paths.mirror={mirror}",
+        "data.ecg.url=null",
+        f"data.ecg.records=[{','.join(map(str, records))}]",
+        "data.ecg.val_records=1",
+    )
     assert acquire_ecg.run(cfg)["sha256_checked"] == 3 * len(records)
     stats = preprocess_ecg.run(cfg)
     arrays, meta = load_outputs(tmp_path)
@@ -245,8 +295,12 @@ def test_real_mitbih_records_flow_from_the_mirror(make_cfg, mirror, tmp_path):
 @pytest.mark.slow
 def test_every_non_paced_mitbih_record_gives_de_chazals_class_counts(make_cfg, mirror, tmp_path):
     cfg = make_cfg("data/ecg=mitbih", f"paths.mirror={mirror}", "data.ecg.url=null")
-    assert acquire_ecg.run(cfg) == {"records": 44, "samples": 44 * 650000,
-                                    "annotations": 103724, "sha256_checked": 132}
+    assert acquire_ecg.run(cfg) == {
+        "records": 44,
+        "samples": 44 * 650000,
+        "annotations": 103724,
+        "sha256_checked": 132,
+    }
     stats = preprocess_ecg.run(cfg)
     _, meta = load_outputs(tmp_path)
     assert meta["records"]["test"] == sorted(cfg.data.ecg.ds2)

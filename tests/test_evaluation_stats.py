@@ -51,11 +51,13 @@ def test_expected_calibration_error_matches_a_hand_computed_example() -> None:
 
 
 def test_calibration_bins_are_right_closed_and_a_calibrated_model_has_zero_error() -> None:
-    bins = stats.calibration_bins(np.array([0.8, 0.8, 0.8, 0.8, 0.81]),
-                                  np.array([1, 1, 1, 0, 1], dtype=bool), 5)
+    bins = stats.calibration_bins(
+        np.array([0.8, 0.8, 0.8, 0.8, 0.81]), np.array([1, 1, 1, 0, 1], dtype=bool), 5
+    )
     assert [(b["bin_high"], b["count"]) for b in bins] == [(0.8, 4), (1.0, 1)]
-    assert stats.expected_calibration_error(np.full(4, 0.75), np.array([1, 1, 1, 0], bool),
-                                            10) == pytest.approx(0.0)
+    assert stats.expected_calibration_error(
+        np.full(4, 0.75), np.array([1, 1, 1, 0], bool), 10
+    ) == pytest.approx(0.0)
 
 
 def test_top_label_confidence_is_the_probability_of_the_predicted_class() -> None:

@@ -60,11 +60,17 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
 
 
 @pytest.mark.parametrize("server", [2], indirect=True)
-def test_download_resumes_with_range_after_dropped_connections(server: Server,
-                                                               tmp_path: Path) -> None:
+def test_download_resumes_with_range_after_dropped_connections(
+    server: Server, tmp_path: Path
+) -> None:
     target = tmp_path / "cache" / "breastmnist.npz"
-    download(server.url, target, Checksum("md5", hashlib.md5(PAYLOAD).hexdigest()), target.name,
-             backoff=0)
+    download(
+        server.url,
+        target,
+        Checksum("md5", hashlib.md5(PAYLOAD).hexdigest()),
+        target.name,
+        backoff=0,
+    )
     assert target.read_bytes() == PAYLOAD
     assert server.ranges[0] is None
     assert all(r and r.startswith("bytes=") and r != "bytes=0-" for r in server.ranges[1:])
@@ -74,27 +80,38 @@ def test_download_resumes_with_range_after_dropped_connections(server: Server,
 
 def test_download_with_wrong_checksum_leaves_nothing(server: Server, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    with pytest.raises(DataError, match=r"breastmnist\.npz: checksum mismatch.*expected MD5 "
-                                        r"0{32}, got " + hashlib.md5(PAYLOAD).hexdigest()):
-        download(server.url, cache / "breastmnist.npz", Checksum("md5", "0" * 32),
-                 "breastmnist.npz", backoff=0)
+    with pytest.raises(
+        DataError,
+        match=r"breastmnist\.npz: checksum mismatch.*expected MD5 "
+        r"0{32}, got " + hashlib.md5(PAYLOAD).hexdigest(),
+    ):
+        download(
+            server.url,
+            cache / "breastmnist.npz",
+            Checksum("md5", "0" * 32),
+            "breastmnist.npz",
+            backoff=0,
+        )
     assert list(cache.iterdir()) == []
 
 
 def test_fetch_downloads_into_the_cache_when_there_is_no_mirror(
-        server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MEDDX_OFFLINE", raising=False)
     md5 = Checksum("md5", hashlib.md5(PAYLOAD).hexdigest())
-    got = fetch("breastmnist.npz", md5, server.url, tmp_path / "cache", None, "medmnist",
-                backoff=0)
+    got = fetch("breastmnist.npz", md5, server.url, tmp_path / "cache", None, "medmnist", backoff=0)
     assert got.origin == "download" and got.path == tmp_path / "cache" / "breastmnist.npz"
-    assert fetch("breastmnist.npz", md5, server.url, tmp_path / "cache", None,
-                 "medmnist").origin == "cache"
+    assert (
+        fetch("breastmnist.npz", md5, server.url, tmp_path / "cache", None, "medmnist").origin
+        == "cache"
+    )
     assert len(server.ranges) == 1
 
 
 def test_layout_resolves_cache_and_mirror_from_the_config_relative_to_root(
-        make_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_cfg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MEDDX_DATA_MIRROR", str(tmp_path / "from_env"))
     default = Layout.of(make_cfg())
     assert default.cache == tmp_path / "data" / "cache"

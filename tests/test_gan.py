@@ -55,20 +55,30 @@ def test_a_few_training_steps_change_both_networks(gan: str) -> None:
     module = ConditionalGAN(
         generator=instantiate(cfg.gan.generator, **sizes),
         discriminator=instantiate(cfg.gan.discriminator, **sizes),
-        loss=cfg.gan.loss, optimizer_g=instantiate(cfg.gan.optimizer_g),
-        optimizer_d=instantiate(cfg.gan.optimizer_d), n_critic=cfg.gan.n_critic,
+        loss=cfg.gan.loss,
+        optimizer_g=instantiate(cfg.gan.optimizer_g),
+        optimizer_d=instantiate(cfg.gan.optimizer_d),
+        n_critic=cfg.gan.n_critic,
         gp_weight=cfg.gan.gp_weight,
     )
     before = {name: p.detach().clone() for name, p in module.named_parameters()}
     steps = cfg.gan.n_critic  # one generator step needs n_critic batches
     images = torch.rand(16 * steps, 1, 28, 28) * 2 - 1
     labels = torch.arange(16 * steps) % 2
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, loader((images, labels), EpochBatchSampler(len(images), 16, True, 0)))
     for network in ("generator", "discriminator"):
-        changed = [name for name, p in module.named_parameters()
-                   if name.startswith(network) and not torch.equal(p, before[name])]
+        changed = [
+            name
+            for name, p in module.named_parameters()
+            if name.startswith(network) and not torch.equal(p, before[name])
+        ]
         assert changed, f"the {network} did not move"
     assert {"d_loss", "g_loss"} <= set(trainer.callback_metrics)
 
@@ -82,8 +92,10 @@ def test_wgan_gp_refuses_batch_norm_in_the_critic(make_cfg) -> None:
 def test_conditional_sampling_yields_the_requested_classes_in_the_dataset_layout() -> None:
     generator = Generator(3, num_classes=3, image_size=28, base_channels=8)
     per_split = {"class_a": 5, "class_b": 2, "class_c": 7}
-    facts = {"class_names": ["a", "b", "c"],
-             "splits": dict.fromkeys(("train", "val", "test"), per_split)}
+    facts = {
+        "class_names": ["a", "b", "c"],
+        "splits": dict.fromkeys(("train", "val", "test"), per_split),
+    }
     counts = generate_images.class_counts(None, facts)
     arrays = generate_images.generate(generator, counts, seed=0)
     for split in ("train", "val", "test"):
@@ -148,8 +160,13 @@ def test_train_generate_evaluate_on_tiny_data(make_cfg, tmp_path: Path) -> None:
         train_cnn,
     )
 
-    cfg: DictConfig = make_cfg(*TINY_IMAGES, *SMALL_NETS, "gan.max_epochs=1",
-                               "gan.generate.per_class=20", "cnn.max_epochs=1")
+    cfg: DictConfig = make_cfg(
+        *TINY_IMAGES,
+        *SMALL_NETS,
+        "gan.max_epochs=1",
+        "gan.generate.per_class=20",
+        "cnn.max_epochs=1",
+    )
     for stage in (acquire_images, preprocess_images, train_cnn):
         stage.run(cfg)
     trained = train_gan.run(cfg)
@@ -158,10 +175,10 @@ def test_train_generate_evaluate_on_tiny_data(make_cfg, tmp_path: Path) -> None:
     assert (tmp_path / "reports/plots/train_gan/samples.png").is_file()
     client = MlflowClient(cfg.tracking.uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    gan_run = client.search_runs([experiment.experiment_id],
-                                 "tags.`meddx.stage` = 'train_gan'")[0]
+    gan_run = client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'train_gan'")[0]
     assert [a.path for a in client.list_artifacts(gan_run.info.run_id, "samples")] == [
-        "samples/epoch_000.png"]
+        "samples/epoch_000.png"
+    ]
     assert {"d_loss", "g_loss"} <= set(gan_run.data.metrics)
 
     assert generate_images.run(cfg) == {"n_train": 80, "n_val": 20, "n_test": 20}
@@ -169,20 +186,32 @@ def test_train_generate_evaluate_on_tiny_data(make_cfg, tmp_path: Path) -> None:
     check_image_splits(stored, num_classes=4, task="multi-class", channels=1)
 
     result = evaluate_gan.run(cfg)
-    for key in ("tstr_acc", "real_acc", "aug_delta_auc", "fd", "fd_real_test", "precision",
-                "recall", "near_copy_share"):
+    for key in (
+        "tstr_acc",
+        "real_acc",
+        "aug_delta_auc",
+        "fd",
+        "fd_real_test",
+        "precision",
+        "recall",
+        "near_copy_share",
+    ):
         assert np.isfinite(result[key]), key
     assert result["memorisation_passed"]
     assert json.loads((tmp_path / "reports/metrics/evaluate_gan.json").read_text()) == result
-    children = client.search_runs([experiment.experiment_id],
-                                  f"tags.`mlflow.parentRunId` = '{_run_id(client, experiment)}'")
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{_run_id(client, experiment)}'"
+    )
     assert sorted(r.data.tags["meddx.stage"] for r in children) == [
-        "evaluate_gan.augmented", "evaluate_gan.tstr"]
+        "evaluate_gan.augmented",
+        "evaluate_gan.tstr",
+    ]
 
 
 def _run_id(client: MlflowClient, experiment) -> str:
-    return client.search_runs([experiment.experiment_id],
-                              "tags.`meddx.stage` = 'evaluate_gan'")[0].info.run_id
+    return client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'evaluate_gan'")[
+        0
+    ].info.run_id
 
 
 def test_the_stage_fails_before_training_on_a_missing_generator(make_cfg) -> None:

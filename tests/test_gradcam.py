@@ -20,8 +20,9 @@ class Nested(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True))
         self.body = nn.ModuleDict({"deep": nn.Conv2d(4, 8, 3, padding=1)})
-        self.head = nn.Sequential(nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                  nn.Linear(8, 3))
+        self.head = nn.Sequential(
+            nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body["deep"](self.stem(x)))

@@ -43,17 +43,35 @@ def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 # --- the search space --------------------------------------------------------------------------
 
+
 def test_space_parses_every_distribution_type():
-    params = parse_space({
-        "lr": {"key": "cnn.optimizer.lr", "type": "float", "low": 1.0e-4, "high": 0.1, "log": True},
-        "dropout": {"key": "cnn.net.dropout", "type": "float", "low": 0.0, "high": 0.5,
-                    "step": 0.1},
-        "hidden": {"key": "cnn.net.hidden", "type": "int", "low": 16, "high": 256, "log": True},
-        "batch": {"key": "cnn.batch_size", "type": "int", "low": 16, "high": 64, "step": 16},
-        "optimizer": {"key": "cnn.optimizer._target_", "type": "categorical",
-                      "choices": ["torch.optim.Adam", "torch.optim.SGD"]},
-        "network": {"key": "cnn", "type": "categorical", "choices": ["basic"]},
-    }, CONF)
+    params = parse_space(
+        {
+            "lr": {
+                "key": "cnn.optimizer.lr",
+                "type": "float",
+                "low": 1.0e-4,
+                "high": 0.1,
+                "log": True,
+            },
+            "dropout": {
+                "key": "cnn.net.dropout",
+                "type": "float",
+                "low": 0.0,
+                "high": 0.5,
+                "step": 0.1,
+            },
+            "hidden": {"key": "cnn.net.hidden", "type": "int", "low": 16, "high": 256, "log": True},
+            "batch": {"key": "cnn.batch_size", "type": "int", "low": 16, "high": 64, "step": 16},
+            "optimizer": {
+                "key": "cnn.optimizer._target_",
+                "type": "categorical",
+                "choices": ["torch.optim.Adam", "torch.optim.SGD"],
+            },
+            "network": {"key": "cnn", "type": "categorical", "choices": ["basic"]},
+        },
+        CONF,
+    )
     by_name = {p.name: p for p in params}
     assert params[0].name == "network" and params[0].group  # group choices go first
     assert by_name["lr"].log and (by_name["lr"].low, by_name["lr"].high) == (1.0e-4, 0.1)
@@ -64,25 +82,43 @@ def test_space_parses_every_distribution_type():
     assert not by_name["optimizer"].group
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"key": "cnn.optimizer.lr", "type": "flaot", "low": 0.1, "high": 1.0}, "use one of float"),
-    ({"key": "cnn.optimizer.lr", "type": "float", "low": 1.0, "high": 0.1}, "must be below"),
-    ({"key": "cnn.optimizer.lr", "type": "float", "low": 0.0, "high": 0.1, "log": True},
-     "log scale needs low > 0"),
-    ({"key": "cnn.optimizer.lr", "type": "float", "low": "1e-4", "high": 0.1}, "write 1.0e-4"),
-    ({"key": "cnn.optimizer.lr", "type": "float", "low": 1e-4, "high": 0.1, "log": True,
-      "step": 0.01}, "log or step"),
-    ({"key": "cnn.net.hidden", "type": "int", "low": 16, "high": 64.5}, "whole"),
-    ({"key": "cnn.optimizer.lr", "type": "float", "low": 0.1, "high": 1.0, "scale": "log"},
-     "unknown field"),
-    ({"type": "float", "low": 0.1, "high": 1.0}, "must name a config key"),
-    ({"key": "cnn.optimizer._target_", "type": "categorical", "choices": []}, "non-empty list"),
-    ({"key": "cnn.net.channels", "type": "categorical", "choices": [[8, 16], [16, 32]]},
-     "not a scalar"),
-    ({"key": "cnn", "type": "categorical", "choices": ["basic", "nosuchnet"]}, "nosuchnet"),
-    ({"key": "cnn", "type": "float", "low": 0.1, "high": 1.0}, "is a config group"),
-    ("cnn.optimizer.lr", "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"key": "cnn.optimizer.lr", "type": "flaot", "low": 0.1, "high": 1.0}, "use one of float"),
+        ({"key": "cnn.optimizer.lr", "type": "float", "low": 1.0, "high": 0.1}, "must be below"),
+        (
+            {"key": "cnn.optimizer.lr", "type": "float", "low": 0.0, "high": 0.1, "log": True},
+            "log scale needs low > 0",
+        ),
+        ({"key": "cnn.optimizer.lr", "type": "float", "low": "1e-4", "high": 0.1}, "write 1.0e-4"),
+        (
+            {
+                "key": "cnn.optimizer.lr",
+                "type": "float",
+                "low": 1e-4,
+                "high": 0.1,
+                "log": True,
+                "step": 0.01,
+            },
+            "log or step",
+        ),
+        ({"key": "cnn.net.hidden", "type": "int", "low": 16, "high": 64.5}, "whole"),
+        (
+            {"key": "cnn.optimizer.lr", "type": "float", "low": 0.1, "high": 1.0, "scale": "log"},
+            "unknown field",
+        ),
+        ({"type": "float", "low": 0.1, "high": 1.0}, "must name a config key"),
+        ({"key": "cnn.optimizer._target_", "type": "categorical", "choices": []}, "non-empty list"),
+        (
+            {"key": "cnn.net.channels", "type": "categorical", "choices": [[8, 16], [16, 32]]},
+            "not a scalar",
+        ),
+        ({"key": "cnn", "type": "categorical", "choices": ["basic", "nosuchnet"]}, "nosuchnet"),
+        ({"key": "cnn", "type": "float", "low": 0.1, "high": 1.0}, "is a config group"),
+        ("cnn.optimizer.lr", "must be a mapping"),
+    ],
+)
 def test_malformed_space_fails_with_a_clear_error(spec, message):
     with pytest.raises(ConfigError, match=message) as info:
         parse_space({"p": spec}, CONF)
@@ -91,16 +127,19 @@ def test_malformed_space_fails_with_a_clear_error(spec, message):
 
 def test_space_keys_and_types_are_checked_against_the_config(make_cfg):
     cfg = make_cfg()
-    unknown = parse_space({"p": {"key": "cnn.optimizer.lrr", "type": "float", "low": 0.1,
-                                 "high": 1.0}}, CONF)
+    unknown = parse_space(
+        {"p": {"key": "cnn.optimizer.lrr", "type": "float", "low": 0.1, "high": 1.0}}, CONF
+    )
     with pytest.raises(ConfigError, match=r"Unknown config key 'cnn\.optimizer\.lrr'"):
         check_space(unknown, cfg)
-    wrong_type = parse_space({"p": {"key": "cnn.batch_size", "type": "float", "low": 8.0,
-                                    "high": 64.0}}, CONF)
+    wrong_type = parse_space(
+        {"p": {"key": "cnn.batch_size", "type": "float", "low": 8.0, "high": 64.0}}, CONF
+    )
     with pytest.raises(ConfigError, match="expected a int"):
         check_space(wrong_type, cfg)
-    lr = parse_space({"p": {"key": "cnn.optimizer.lr", "type": "float", "low": 0.1,
-                            "high": 1.0}}, CONF)
+    lr = parse_space(
+        {"p": {"key": "cnn.optimizer.lr", "type": "float", "low": 0.1, "high": 1.0}}, CONF
+    )
     with pytest.raises(ConfigError, match="also searches"):
         check_space(lr, cfg, fixed=["cnn.optimizer.lr=0.5"])
 
@@ -133,6 +172,7 @@ def test_a_group_choice_replaces_only_its_section(make_cfg, tmp_path):
 
 
 # --- studies -----------------------------------------------------------------------------------
+
 
 def test_no_trials_skips_the_search_and_leaves_training_untouched(make_cfg):
     cfg = make_cfg("hpo.n_trials=0")
@@ -168,8 +208,11 @@ def test_a_three_trial_study_tracks_every_trial_and_feeds_train_cnn(make_cfg):
     assert len(best) == 1
     assert best[0].data.metrics["best_val_auc"] == pytest.approx(metrics["best_value"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
-    assert {"optuna/optimization_history.png", "optuna/parallel_coordinate.png",
-            "optuna/trials.csv"} <= artifacts
+    assert {
+        "optuna/optimization_history.png",
+        "optuna/parallel_coordinate.png",
+        "optuna/trials.csv",
+    } <= artifacts
 
     best_file = Path(cfg.paths.root) / "models" / "tune" / "best_overrides.yaml"
     overrides = read_best(best_file)
@@ -185,19 +228,27 @@ def test_a_three_trial_study_tracks_every_trial_and_feeds_train_cnn(make_cfg):
 @pytest.mark.slow
 def test_the_pruner_stops_a_planted_bad_trial(make_cfg):
     # val_loss to minimize: lr=1 makes it explode in the first epoch (hundreds vs ~1.4)
-    cfg = make_cfg(*TINY_STUDY, "hpo.n_trials=3", "hpo.study_name=planted",
-                   "hpo.metric=val_loss", "hpo.direction=minimize", "hpo.space.lr.high=1.0",
-                   "hpo.pruner_kwargs.median={n_startup_trials: 2, n_warmup_steps: 0}")
+    cfg = make_cfg(
+        *TINY_STUDY,
+        "hpo.n_trials=3",
+        "hpo.study_name=planted",
+        "hpo.metric=val_loss",
+        "hpo.direction=minimize",
+        "hpo.space.lr.high=1.0",
+        "hpo.pruner_kwargs.median={n_startup_trials: 2, n_warmup_steps: 0}",
+    )
     _prepare(cfg)
-    study = optuna.create_study(study_name="planted", direction="minimize",
-                                storage=f"sqlite:///{cfg.paths.root}/optuna.db")
+    study = optuna.create_study(
+        study_name="planted", direction="minimize", storage=f"sqlite:///{cfg.paths.root}/optuna.db"
+    )
     for lr in (1e-3, 1e-3, 1.0):
         study.enqueue_trial({"lr": lr})
     metrics = tune.run(cfg)
     trials = sorted(_finished(_study(cfg, "planted")), key=lambda t: t.number)
     assert [t.params["lr"] for t in trials] == [1e-3, 1e-3, 1.0]
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2 + [
-        optuna.trial.TrialState.PRUNED]
+        optuna.trial.TrialState.PRUNED
+    ]
     assert metrics["n_pruned"] == 1
     client = MlflowClient(cfg.tracking.uri)
     pruned_run = client.get_run(trials[2].user_attrs["mlflow_run_id"])
@@ -206,17 +257,33 @@ def test_the_pruner_stops_a_planted_bad_trial(make_cfg):
 
 @pytest.mark.slow
 def test_rerunning_after_a_kill_keeps_completed_trials(make_cfg, tmp_path):
-    overrides = [f"paths.root={tmp_path}", *TINY_STUDY, "hpo.n_trials=3",
-                 "hpo.study_name=killed", "hpo.pruner=none"]
+    overrides = [
+        f"paths.root={tmp_path}",
+        *TINY_STUDY,
+        "hpo.n_trials=3",
+        "hpo.study_name=killed",
+        "hpo.pruner=none",
+    ]
     cfg = make_cfg(*overrides)
     _prepare(cfg)
-    env = {**os.environ,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
-                                                       os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "meddx", "tune", f"tracking.uri={cfg.tracking.uri}",
-               f"tracking.experiment={cfg.tracking.experiment}", *overrides]
-    stage = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "meddx",
+        "tune",
+        f"tracking.uri={cfg.tracking.uri}",
+        f"tracking.experiment={cfg.tracking.experiment}",
+        *overrides,
+    ]
+    stage = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     try:
         while True:
@@ -224,8 +291,11 @@ def test_rerunning_after_a_kill_keeps_completed_trials(make_cfg, tmp_path):
             assert time.monotonic() < deadline, "no trial completed within 300 s"
             if (tmp_path / "optuna.db").exists():
                 try:
-                    done = [t for t in _study(cfg, "killed").trials
-                            if t.state == optuna.trial.TrialState.COMPLETE]
+                    done = [
+                        t
+                        for t in _study(cfg, "killed").trials
+                        if t.state == optuna.trial.TrialState.COMPLETE
+                    ]
                 except KeyError:  # the study is not created yet
                     done = []
                 if done:
@@ -234,13 +304,17 @@ def test_rerunning_after_a_kill_keeps_completed_trials(make_cfg, tmp_path):
     finally:
         stage.send_signal(signal.SIGKILL)
         stage.wait()
-    before = {t.number: (t.value, t.params) for t in _study(cfg, "killed").trials
-              if t.state == optuna.trial.TrialState.COMPLETE}
+    before = {
+        t.number: (t.value, t.params)
+        for t in _study(cfg, "killed").trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
 
     metrics = tune.run(cfg)
     after = _study(cfg, "killed").trials
-    kept = {t.number: (t.value, t.params) for t in after
-            if t.state == optuna.trial.TrialState.COMPLETE}
+    kept = {
+        t.number: (t.value, t.params) for t in after if t.state == optuna.trial.TrialState.COMPLETE
+    }
     assert before.items() <= kept.items()
     assert metrics["n_complete"] == 3  # the budget counts completed trials, not the killed one
     assert not [t for t in after if t.state == optuna.trial.TrialState.RUNNING]
@@ -248,8 +322,14 @@ def test_rerunning_after_a_kill_keeps_completed_trials(make_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_two_worker_processes_share_one_study_with_distinct_trials(make_cfg):
-    cfg = make_cfg(*TINY_STUDY, "hpo.n_trials=4", "hpo.n_workers=2", "hpo.study_name=pair",
-                   "hpo.pruner=none", "hpo.sampler=random")
+    cfg = make_cfg(
+        *TINY_STUDY,
+        "hpo.n_trials=4",
+        "hpo.n_workers=2",
+        "hpo.study_name=pair",
+        "hpo.pruner=none",
+        "hpo.sampler=random",
+    )
     _prepare(cfg)
     metrics = tune.run(cfg)
     trials = _finished(_study(cfg, "pair"))

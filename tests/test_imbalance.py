@@ -18,8 +18,9 @@ def test_balanced_weights_follow_training_counts() -> None:
     counts = imbalance.class_counts("multi-class", LABELS, 3)
     weights = imbalance.class_weights(counts, "balanced")
     np.testing.assert_allclose(weights.numpy(), [100 / 180, 100 / 90, 100 / 30], rtol=1e-6)
-    np.testing.assert_allclose(imbalance.class_weights(counts, "sqrt").numpy(),
-                               np.sqrt(weights.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(
+        imbalance.class_weights(counts, "sqrt").numpy(), np.sqrt(weights.numpy()), rtol=1e-6
+    )
 
 
 def test_a_class_absent_from_training_gets_no_weight() -> None:
@@ -53,8 +54,13 @@ def test_oversampling_draws_minority_classes_about_as_often_as_the_majority() ->
     weights = imbalance.sample_weights("multi-class", LABELS, 3, "balanced")
     assert len(weights) == len(LABELS)  # one weight per TRAINING example: nothing else is drawn
     sampler = EpochBatchSampler(weights, batch_size=50, shuffle=True, seed=0)
-    drawn = np.concatenate([LABELS[batch] for epoch in range(20)
-                            for batch in (sampler.set_epoch(epoch), list(sampler))[1]])
+    drawn = np.concatenate(
+        [
+            LABELS[batch]
+            for epoch in range(20)
+            for batch in (sampler.set_epoch(epoch), list(sampler))[1]
+        ]
+    )
     shares = np.bincount(drawn, minlength=3) / len(drawn)
     assert np.all(np.abs(shares - 1 / 3) < 0.05), shares
     assert np.bincount(LABELS)[2] / len(LABELS) == 0.1  # against 10% under plain shuffling
@@ -64,8 +70,9 @@ def test_plain_shuffling_needs_no_weights() -> None:
     assert imbalance.sample_weights("multi-class", LABELS, 3, "shuffle") is None
 
 
-@pytest.mark.parametrize("cfg", [{"name": "hinge"}, {"class_weights": "inverse"},
-                                 {"name": "focal", "gamma": -1.0}])
+@pytest.mark.parametrize(
+    "cfg", [{"name": "hinge"}, {"class_weights": "inverse"}, {"name": "focal", "gamma": -1.0}]
+)
 def test_an_unknown_setting_is_a_config_error(cfg: dict) -> None:
     with pytest.raises(ConfigError):
         imbalance.build_loss("multi-class", cfg, LABELS, 3)

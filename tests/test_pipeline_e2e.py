@@ -22,8 +22,11 @@ from conftest import REPO
 pytestmark = pytest.mark.slow
 STAGES = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
 TINY = {
-    "conf/data/image/synthetic.yaml": {("synthetic", "train"): 160, ("synthetic", "val"): 80,
-                                       ("synthetic", "test"): 80},
+    "conf/data/image/synthetic.yaml": {
+        ("synthetic", "train"): 160,
+        ("synthetic", "val"): 80,
+        ("synthetic", "test"): 80,
+    },
     "conf/cnn/basic.yaml": {("max_epochs",): 2, ("batch_size",): 32},
     "conf/rnn/lstm.yaml": {("max_epochs",): 2, ("batch_size",): 64, ("net", "hidden"): 16},
     "conf/hpo/basic.yaml": {("n_trials",): 2, ("trial_overrides",): ["cnn.max_epochs=1"]},
@@ -52,21 +55,32 @@ def _shrink(repo: Path) -> None:
 def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A committed copy of the project with a tiny config, after one `dvc repro`."""
     root = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         source = REPO / name
         if source.is_file() and not name.startswith(("reports/", "dvc.lock")):
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, root / name)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "MEDDX_PIPELINE", "DVC_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "MEDDX_PIPELINE", "DVC_"))
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(root / "src")
     _shrink(root)
     _run([sys.executable, "-m", "meddx", "compose", "--output", "params.yaml"], root, env)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
         _run(cmd, root, env)
     env["REPRO_OUTPUT"] = _run(["dvc", "repro"], root, env).stdout
     return root, env
@@ -125,16 +139,17 @@ def test_exp_run_with_a_changed_param_is_a_new_experiment_and_run(
 ) -> None:
     root, env = repo
     # weight decay, not lr: the tune stage searches lr, so its best value would win in train_cnn
-    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.weight_decay=0.01", "-n", "wd-0.01"],
-         root, env)
+    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.weight_decay=0.01", "-n", "wd-0.01"], root, env)
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
     assert "wd-0.01" in json.dumps(shown)
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("meddx")
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string="params.`cnn.optimizer.weight_decay` = '0.01'")
-    stages = sorted(r.data.tags["dvc.stage"] for r in runs
-                    if "mlflow.parentRunId" not in r.data.tags)
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="params.`cnn.optimizer.weight_decay` = '0.01'"
+    )
+    stages = sorted(
+        r.data.tags["dvc.stage"] for r in runs if "mlflow.parentRunId" not in r.data.tags
+    )
     # train_cnn once, and the stages that read `cnn` too (tune searches it, evaluate_gan trains it)
     assert stages.count("train_cnn") == 1 and "tune" in stages
     assert {r.data.tags.get("dvc.exp_name") for r in runs} == {"wd-0.01"}

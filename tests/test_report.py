@@ -28,9 +28,16 @@ HEADLINE = ("auc", "acc", "balanced_acc", "ece")
 def project(tmp_path_factory: pytest.TempPathFactory, tracking_db: str) -> Path:
     """Every stage's run() in dvc.yaml order, as `dvc repro` runs them, in a fresh tree."""
     root = tmp_path_factory.mktemp("project")
-    cfg = compose([f"paths.root={root}", f"tracking.uri={tracking_db}",
-                   "tracking.experiment=report-pipeline", *TINY_IMAGES,
-                   "evaluate.bootstrap=200"], conf_dir=CONF)
+    cfg = compose(
+        [
+            f"paths.root={root}",
+            f"tracking.uri={tracking_db}",
+            "tracking.experiment=report-pipeline",
+            *TINY_IMAGES,
+            "evaluate.bootstrap=200",
+        ],
+        conf_dir=CONF,
+    )
     for stage in STAGES:
         importlib.import_module(f"meddx.stages.{stage}").run(cfg)
     return root
@@ -73,8 +80,9 @@ def test_report_embeds_every_figure_and_shows_every_metric_as_a_number(project: 
 
 
 def test_report_lists_models_the_dag_has_not_produced(project: Path) -> None:
-    models = next(t for t in _tables((project / "reports" / "report.md").read_text())
-                  if t[0][0] == "model")
+    models = next(
+        t for t in _tables((project / "reports" / "report.md").read_text()) if t[0][0] == "model"
+    )
     rnn = next(row for row in models if row[0] == "rnn")
     assert "not produced" in rnn
 
@@ -101,8 +109,11 @@ def test_html_report_is_self_contained(project: Path) -> None:
 def test_metrics_json_has_every_headline_figure_inside_its_interval(project: Path) -> None:
     result = json.loads((project / "reports" / "metrics" / "evaluate.json").read_text())
     for key in HEADLINE:
-        low, value, high = (result[f"test_{key}_ci_low"], result[f"test_{key}"],
-                            result[f"test_{key}_ci_high"])
+        low, value, high = (
+            result[f"test_{key}_ci_low"],
+            result[f"test_{key}"],
+            result[f"test_{key}_ci_high"],
+        )
         assert low <= value <= high, key
     assert result["bootstrap"] == 200 and result["n_test"] == 80
     plots = project / "reports" / "plots" / "evaluate"
@@ -114,14 +125,20 @@ def test_dvc_plots_show_renders_the_curves_and_figures(project: Path, tmp_path: 
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "--no-scm", "--force", "-q"], cwd=project, check=True)
-    subprocess.run([*dvc, "plots", "show", "-o", str(tmp_path / "html")], cwd=project,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*dvc, "plots", "show", "-o", str(tmp_path / "html")],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
     page = (tmp_path / "html" / "index.html").read_text()
     for name in ("roc.json", "pr.json", "calibration.json", "confusion.csv"):
         assert name in page
     static = {p.name for p in (tmp_path / "html" / "static").iterdir()}
-    assert {f"workspace_reports_plots_evaluate_{n}.png"
-            for n in ("roc", "pr", "reliability", "confusion", "gradcam")} <= static
+    assert {
+        f"workspace_reports_plots_evaluate_{n}.png"
+        for n in ("roc", "pr", "reliability", "confusion", "gradcam")
+    } <= static
 
 
 def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
@@ -153,16 +170,22 @@ def test_notebooks_execute_on_the_pipeline_outputs(
 
     # A few beats in the preprocess_ecg contract, so the ECG section runs too.
     rng = np.random.default_rng(0)
-    save_npz(project / "data" / "processed" / "ecg.npz",
-             {"train_beats": rng.normal(size=(12, 1, 90)).astype(np.float32),
-              "train_labels": np.arange(12) % 3})
+    save_npz(
+        project / "data" / "processed" / "ecg.npz",
+        {
+            "train_beats": rng.normal(size=(12, 1, 90)).astype(np.float32),
+            "train_labels": np.arange(12) % 3,
+        },
+    )
     monkeypatch.setenv("MEDDX_ROOT", str(project))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_db)
     for name in ("explore_data.ipynb", "compare_experiments.ipynb"):
         book = nbformat.read(REPO / "notebooks" / name, as_version=4)
         assert not any(cell.get("outputs") for cell in book.cells), f"{name} is stored with outputs"
-        NotebookClient(book, kernel_name="python3", timeout=300,
-                       resources={"metadata": {"path": str(project)}}).execute()
-        images = [o for c in book.cells for o in c.get("outputs", [])
-                  if "image/png" in o.get("data", {})]
+        NotebookClient(
+            book, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(project)}}
+        ).execute()
+        images = [
+            o for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+        ]
         assert images, f"{name} drew no figure"

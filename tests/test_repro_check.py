@@ -7,8 +7,11 @@ from pathlib import Path
 
 from meddx.repro_check import compare_files, output_hashes, table, tolerance_text
 
-COMMITTED = {"test_acc": 0.5033333333333333, "test_auc": 0.8119851851851853,
-             "per_class": {"disc": {"f1": 0.5258215962441315, "support": 75}}}
+COMMITTED = {
+    "test_acc": 0.5033333333333333,
+    "test_auc": 0.8119851851851853,
+    "per_class": {"disc": {"f1": 0.5258215962441315, "support": 75}},
+}
 
 
 def _write(path: Path, payload: dict) -> Path:
@@ -25,8 +28,12 @@ def _changed(**values: float) -> dict:
 def test_identical_metrics_pass_exactly(tmp_path: Path) -> None:
     committed = _write(tmp_path / "committed.json", COMMITTED)
     rows = compare_files(committed, _write(tmp_path / "reproduced.json", COMMITTED))
-    assert [row.metric for row in rows] == ["per_class.disc.f1", "per_class.disc.support",
-                                            "test_acc", "test_auc"]
+    assert [row.metric for row in rows] == [
+        "per_class.disc.f1",
+        "per_class.disc.support",
+        "test_acc",
+        "test_auc",
+    ]
     assert all(row.ok for row in rows)
 
 

@@ -49,8 +49,10 @@ def test_an_unknown_cell_is_a_config_error() -> None:
         build_net(cfg.rnn.net, **SIZES)
 
 
-@pytest.mark.skipif(not (CONF / "data" / "ecg" / "mitbih.yaml").is_file(),
-                    reason="the ECG data configs (conf/data/ecg/) are not on this branch yet")
+@pytest.mark.skipif(
+    not (CONF / "data" / "ecg" / "mitbih.yaml").is_file(),
+    reason="the ECG data configs (conf/data/ecg/) are not on this branch yet",
+)
 def test_the_mitbih_recipe_composes_onto_the_real_data() -> None:
     cfg = compose(["+experiment=mitbih_interpatient"], conf_dir=CONF)
     assert cfg.rnn.name == "lstm" and cfg.rnn.loss.class_weights == "balanced"

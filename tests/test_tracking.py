@@ -7,10 +7,9 @@ from collections.abc import Callable
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from conftest import TINY_IMAGES
 from meddx.stages import acquire_images, preprocess_images
 from meddx.tracking import stage_run, tracking_uri
-
-from conftest import TINY_IMAGES
 
 
 def _runs(cfg: DictConfig) -> list:
@@ -19,7 +18,9 @@ def _runs(cfg: DictConfig) -> list:
     return client.search_runs([experiment.experiment_id], order_by=["start_time ASC"])
 
 
-def test_each_stage_execution_is_one_finished_run_with_provenance(make_cfg: Callable[..., DictConfig]) -> None:
+def test_each_stage_execution_is_one_finished_run_with_provenance(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
     cfg = make_cfg(*TINY_IMAGES)
     acquire_images.run(cfg)
     preprocess_images.run(cfg)
@@ -33,7 +34,9 @@ def test_each_stage_execution_is_one_finished_run_with_provenance(make_cfg: Call
     assert tags["meddx.pipeline_id"] == acquire.data.tags["meddx.pipeline_id"]
 
 
-def test_run_params_are_the_stage_config_sections_flattened(make_cfg: Callable[..., DictConfig]) -> None:
+def test_run_params_are_the_stage_config_sections_flattened(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
     cfg = make_cfg(*TINY_IMAGES)
     acquire_images.run(cfg)
     (run,) = _runs(cfg)
@@ -42,7 +45,9 @@ def test_run_params_are_the_stage_config_sections_flattened(make_cfg: Callable[.
     assert not any(key.startswith("cnn.") for key in run.data.params)
 
 
-def test_run_keeps_the_full_resolved_config_as_an_artifact(make_cfg: Callable[..., DictConfig]) -> None:
+def test_run_keeps_the_full_resolved_config_as_an_artifact(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
     cfg = make_cfg(*TINY_IMAGES)
     acquire_images.run(cfg)
     (run,) = _runs(cfg)
@@ -63,7 +68,9 @@ def test_metrics_stay_buffered_until_flushed(make_cfg: Callable[..., DictConfig]
         assert len(client.get_metric_history(run.run_id, "loss")) == 50
 
 
-def test_a_failing_stage_leaves_a_failed_run_with_the_error(make_cfg: Callable[..., DictConfig]) -> None:
+def test_a_failing_stage_leaves_a_failed_run_with_the_error(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
     cfg = make_cfg()
     try:
         with stage_run(cfg, "unit"):

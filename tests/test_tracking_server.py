@@ -36,8 +36,9 @@ def _get(url: str, timeout: float = 10) -> Any:
 
 
 def _post(url: str, payload: dict[str, Any]) -> Any:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -49,10 +50,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below, after the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--serve-artifacts",
-         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--serve-artifacts",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -81,9 +98,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _runs(server: str, experiment: str, stage: str) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"experiment_name": experiment})
     found = _get(f"{server}/api/2.0/mlflow/experiments/get-by-name?{query}")
-    body = _post(f"{server}/api/2.0/mlflow/runs/search",
-                 {"experiment_ids": [found["experiment"]["experiment_id"]],
-                  "filter": f"tags.`meddx.stage` = '{stage}'"})
+    body = _post(
+        f"{server}/api/2.0/mlflow/runs/search",
+        {
+            "experiment_ids": [found["experiment"]["experiment_id"]],
+            "filter": f"tags.`meddx.stage` = '{stage}'",
+        },
+    )
     return body.get("runs", [])
 
 
@@ -109,8 +130,12 @@ def test_the_server_address_comes_only_from_the_environment(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.org")
     assert tracking_uri(cfg) == "https://mlflow.example.org"
     with pytest.raises(ConfigError, match="MLFLOW_TRACKING_PASSWORD"):
-        tracking_uri(compose(["tracking=server", "tracking.uri=https://me:secret@mlflow.example.org"],
-                             conf_dir=CONF))
+        tracking_uri(
+            compose(
+                ["tracking=server", "tracking.uri=https://me:secret@mlflow.example.org"],
+                conf_dir=CONF,
+            )
+        )
 
 
 def test_a_stage_logs_its_run_to_the_server(
@@ -137,8 +162,13 @@ def test_an_unreachable_server_loses_no_result_and_upload_sends_it_later(
     with socket.socket() as closed:  # bound, never listening: connections are refused
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        offline = make_cfg(*TINY_IMAGES, f"tracking.uri={dead}", "tracking.retries=1",
-                           "tracking.backoff=0", "tracking.timeout=5")
+        offline = make_cfg(
+            *TINY_IMAGES,
+            f"tracking.uri={dead}",
+            "tracking.retries=1",
+            "tracking.backoff=0",
+            "tracking.timeout=5",
+        )
         started = time.monotonic()
         with pytest.raises(TrackingError, match="python -m meddx upload") as failure:
             train_cnn.run(offline)

@@ -18,9 +18,17 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 def _validate(*paths: Path) -> subprocess.CompletedProcess[str]:
     """check-jsonschema with the GitHub workflow schema it ships (no network needed)."""
     return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-         *map(str, paths)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *map(str, paths),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -66,8 +74,13 @@ def test_jobs_and_steps_are_complete_and_call_existing_make_targets(path: Path) 
 def test_ci_lints_tests_reproduces_and_reports_pull_requests() -> None:
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
     runs = " ".join(step.get("run", "") for step in _steps(workflow))
-    for command in ("make lint", "make test", "make ci-repro", "make ci-diff",
-                    "GITHUB_STEP_SUMMARY"):
+    for command in (
+        "make lint",
+        "make test",
+        "make ci-repro",
+        "make ci-diff",
+        "GITHUB_STEP_SUMMARY",
+    ):
         assert command in runs
     uses = [step.get("uses", "") + str(step.get("with", {})) for step in _steps(workflow)]
     assert any("setup-python" in u and "'cache': 'pip'" in u for u in uses)

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m meddx",
         description="Run one meddx pipeline stage, or compose the config.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="stages:\n" + "\n".join(f"  {name:<20} {doc}" for name, doc in STAGES.items())
+        epilog="stages:\n"
+        + "\n".join(f"  {name:<20} {doc}" for name, doc in STAGES.items())
         + "\n  compose              Print (or --output) the composition of conf/, as DVC does"
         "\n\nexamples:\n  python -m meddx train_cnn cnn.max_epochs=2\n"
         "  python -m meddx train_cnn --params params.yaml   # what dvc.yaml runs\n"
@@ -47,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, group=option")
     parser.add_argument("--params", help="read this composed params file instead of conf/")
     parser.add_argument("--output", help="compose: write here (atomically) instead of stdout")
-    parser.add_argument("--check", action="store_true",
-                        help="compose: fail when --output differs from the composition")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compose: fail when --output differs from the composition",
+    )
     return parser
 
 
@@ -65,8 +69,10 @@ def _compose(args: argparse.Namespace) -> int:
     target = Path(args.output)
     if args.check:
         if not target.is_file() or target.read_text() != text:
-            print(f"{target} differs from the composition of conf/: run `make params`",
-                  file=sys.stderr)
+            print(
+                f"{target} differs from the composition of conf/: run `make params`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     write_text(target, text)

@@ -88,11 +88,8 @@ def _coerce(key: str, old: Any, new: Any, origin: str) -> Any:
         expected = (dict,)
     else:
         return new
-    if isinstance(new, bool) and bool not in expected:
-        ok = False
-    else:
-        ok = isinstance(new, expected)
-    if not ok:
+    # bool is an int subclass: `true` must not pass for an integer key.
+    if (isinstance(new, bool) and bool not in expected) or not isinstance(new, expected):
         raise ConfigError(
             f"Invalid value for '{key}': {new!r} is a {_describe(new)}, expected a "
             f"{_describe(old)} (the value in {origin} is {old!r})"
@@ -110,12 +107,16 @@ def apply_value_overrides(cfg: DictConfig, overrides: Sequence[str], origin: str
         except Exception as exc:  # interpolation errors and the like
             raise ConfigError(f"Cannot read '{key}': {exc}") from None
         if old is KeyError:
-            parent, _, leaf = key.rpartition(".")
+            parent = key.rpartition(".")[0]
             node = OmegaConf.select(cfg, parent) if parent else cfg
             known = sorted(node.keys()) if OmegaConf.is_dict(node) else []
             raise ConfigError(
                 f"Unknown config key '{key}'"
-                + (f"; keys under '{parent or '<root>'}': {', '.join(map(str, known))}" if known else "")
+                + (
+                    f"; keys under '{parent or '<root>'}': {', '.join(map(str, known))}"
+                    if known
+                    else ""
+                )
             )
         value = _coerce(key, old, new, origin)
         OmegaConf.update(cfg, key, value, merge=False, force_add=False)

@@ -26,8 +26,9 @@ class Layout:
     `cfg.paths` in `of()`, the one place every stage resolves them.
     """
 
-    def __init__(self, root: str | Path, cache: str | Path = DEFAULT_CACHE,
-                 mirror: str | Path | None = None) -> None:
+    def __init__(
+        self, root: str | Path, cache: str | Path = DEFAULT_CACHE, mirror: str | Path | None = None
+    ) -> None:
         self.root = Path(root)
         self.cache = self._under_root(cache)
         self.mirror = self._under_root(mirror) if mirror else None

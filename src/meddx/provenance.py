@@ -1,4 +1,4 @@
-"""What produced a run: code version, stage, input data, and the pipeline execution it belongs to."""
+"""What produced a run: code version, stage, input data, and its pipeline execution."""
 
 from __future__ import annotations
 

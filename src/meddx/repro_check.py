@@ -68,37 +68,49 @@ def same(committed: Any, reproduced: Any, abs_tol: float) -> bool:
     return committed == reproduced
 
 
-def compare(committed: Mapping[str, Any], reproduced: Mapping[str, Any | None],
-            abs_tol: float) -> list[Row]:
+def compare(
+    committed: Mapping[str, Any], reproduced: Mapping[str, Any | None], abs_tol: float
+) -> list[Row]:
     """One row per metric of each committed file; a metric missing on either side fails."""
     rows = []
     for name in sorted(committed):
         old = leaves(committed[name])
         new = leaves(reproduced.get(name)) if reproduced.get(name) is not None else {}
         for metric in sorted(old.keys() | new.keys()):
-            rows.append(Row(name, metric, old.get(metric), new.get(metric),
-                            metric in old and metric in new
-                            and same(old[metric], new[metric], abs_tol)))
+            rows.append(
+                Row(
+                    name,
+                    metric,
+                    old.get(metric),
+                    new.get(metric),
+                    metric in old and metric in new and same(old[metric], new[metric], abs_tol),
+                )
+            )
     return rows
 
 
 def compare_files(committed: Path, reproduced: Path, abs_tol: float = 0.0) -> list[Row]:
     """`compare` on two metrics files (a missing reproduced file fails every metric)."""
     found = json.loads(reproduced.read_text()) if reproduced.is_file() else None
-    return compare({committed.name: json.loads(committed.read_text())}, {committed.name: found},
-                   abs_tol)
+    return compare(
+        {committed.name: json.loads(committed.read_text())}, {committed.name: found}, abs_tol
+    )
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def committed_metrics(repo: Path, rev: str = "HEAD") -> dict[str, Any]:
     """Every `reports/metrics/*.json` as committed at `rev` (not as the working tree has it)."""
     names = _git(repo, "ls-tree", "--name-only", rev, f"{METRICS_DIR}/").split()
-    return {name: json.loads(_git(repo, "show", f"{rev}:{name}"))
-            for name in names if name.endswith(".json")}
+    return {
+        name: json.loads(_git(repo, "show", f"{rev}:{name}"))
+        for name in names
+        if name.endswith(".json")
+    }
 
 
 def output_hashes(lock_text: str) -> dict[str, str]:
@@ -106,8 +118,11 @@ def output_hashes(lock_text: str) -> dict[str, str]:
     import yaml
 
     stages = (yaml.safe_load(lock_text) or {}).get("stages", {})
-    return {out["path"]: out.get("md5", "") for stage in stages.values()
-            for out in stage.get("outs", [])}
+    return {
+        out["path"]: out.get("md5", "")
+        for stage in stages.values()
+        for out in stage.get("outs", [])
+    }
 
 
 def changed_outputs(repo: Path, rev: str = "HEAD") -> list[str]:
@@ -119,13 +134,15 @@ def changed_outputs(repo: Path, rev: str = "HEAD") -> list[str]:
         return []
     lock = repo / "dvc.lock"
     now = output_hashes(lock.read_text()) if lock.is_file() else {}
-    return sorted(path for path in committed.keys() | now.keys()
-                  if committed.get(path) != now.get(path))
+    return sorted(
+        path for path in committed.keys() | now.keys() if committed.get(path) != now.get(path)
+    )
 
 
 def _dvc(repo: Path, *args: str, capture: bool = False) -> str:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, text=True,
-                          capture_output=capture)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, text=True, capture_output=capture
+    )
     if done.returncode != 0:
         detail = f":\n{done.stderr}" if capture else " (output above)"
         raise RuntimeError(f"`dvc {' '.join(args)}` failed in {repo}{detail}")
@@ -139,8 +156,10 @@ def check(repo: Path, abs_tol: float = 0.0, force: bool = True) -> Report:
         raise RuntimeError(f"no metrics committed under {repo / METRICS_DIR}: nothing to check")
     _dvc(repo, "repro", *(["--force"] if force else []))
     status = json.loads(_dvc(repo, "status", "--json", capture=True) or "{}")
-    reproduced = {name: json.loads((repo / name).read_text()) if (repo / name).is_file() else None
-                  for name in committed}
+    reproduced = {
+        name: json.loads((repo / name).read_text()) if (repo / name).is_file() else None
+        for name in committed
+    }
     return Report(compare(committed, reproduced, abs_tol), abs_tol, status)
 
 
@@ -150,22 +169,41 @@ def tolerance_text(abs_tol: float) -> str:
 
 def table(rows: Sequence[Row]) -> str:
     header = ("metric", "committed", "reproduced", "ok")
-    lines = [(f"{row.file}:{row.metric}", repr(row.committed), repr(row.reproduced),
-              "ok" if row.ok else "FAIL") for row in rows]
+    lines = [
+        (
+            f"{row.file}:{row.metric}",
+            repr(row.committed),
+            repr(row.reproduced),
+            "ok" if row.ok else "FAIL",
+        )
+        for row in rows
+    ]
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(4)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-                     .rstrip() for cells in [header, *lines])
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        for cells in [header, *lines]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meddx.repro_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m meddx.repro_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--repo", type=Path, default=Path.cwd())
-    parser.add_argument("--abs-tol", type=float,
-                        default=float(os.environ.get(TOLERANCE_VARIABLE) or 0.0),
-                        help=f"absolute tolerance per metric (default: ${TOLERANCE_VARIABLE} or 0)")
-    parser.add_argument("--no-force", dest="force", action="store_false",
-                        help="run only the stages DVC finds out of date")
+    parser.add_argument(
+        "--abs-tol",
+        type=float,
+        default=float(os.environ.get(TOLERANCE_VARIABLE) or 0.0),
+        help=f"absolute tolerance per metric (default: ${TOLERANCE_VARIABLE} or 0)",
+    )
+    parser.add_argument(
+        "--no-force",
+        dest="force",
+        action="store_false",
+        help="run only the stages DVC finds out of date",
+    )
     args = parser.parse_args(argv)
     try:
         report = check(args.repo.resolve(), args.abs_tol, args.force)
@@ -176,11 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(report.rows))
     print(f"\ndvc status: {'clean' if not report.dvc_status else json.dumps(report.dvc_status)}")
     changed = changed_outputs(args.repo.resolve())
-    print("outputs (dvc.lock md5, not checked): "
-          + (f"differ from HEAD: {', '.join(changed)}" if changed else "identical to HEAD"))
+    print(
+        "outputs (dvc.lock md5, not checked): "
+        + (f"differ from HEAD: {', '.join(changed)}" if changed else "identical to HEAD")
+    )
     failed = sum(not row.ok for row in report.rows)
-    print(f"{len(report.rows) - failed}/{len(report.rows)} metrics reproduced: "
-          + ("PASS" if report.ok else "FAIL"))
+    print(
+        f"{len(report.rows) - failed}/{len(report.rows)} metrics reproduced: "
+        + ("PASS" if report.ok else "FAIL")
+    )
     return 0 if report.ok else 1
 
 

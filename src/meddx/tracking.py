@@ -130,7 +130,7 @@ _METRIC_UNSAFE = re.compile(r"[^\w\-. :/]")
 
 
 def metric_name(key: str) -> str:
-    """MLflow refuses commas and the like in metric names; class names ("normal, benign") hold them."""
+    """MLflow refuses commas and the like in metric names, and class names hold them."""
     return _METRIC_UNSAFE.sub("_", key)
 
 
@@ -142,8 +142,15 @@ class StageRun:
     not be sent is kept in the spool (`unsent`), written to `<spool_dir>/<id>.json`.
     """
 
-    def __init__(self, client: MlflowClient | None, run_id: str | None, uri: str = "",
-                 spool_dir: Path | None = None, experiment: str = "", run_name: str = "") -> None:
+    def __init__(
+        self,
+        client: MlflowClient | None,
+        run_id: str | None,
+        uri: str = "",
+        spool_dir: Path | None = None,
+        experiment: str = "",
+        run_name: str = "",
+    ) -> None:
         """Without a `spool_dir` (a handle on some other existing run), failures raise."""
         self.client = client
         self.run_id = run_id
@@ -152,8 +159,15 @@ class StageRun:
         self.spool_id = uuid.uuid4().hex[:12]
         self.spool_dir = spool_dir
         self.unsent: dict[str, Any] = {
-            "uri": uri, "experiment": experiment, "run_name": run_name, "run_id": run_id,
-            "params": {}, "metrics": [], "tags": {}, "artifacts": [], "status": "RUNNING",
+            "uri": uri,
+            "experiment": experiment,
+            "run_name": run_name,
+            "run_id": run_id,
+            "params": {},
+            "metrics": [],
+            "tags": {},
+            "artifacts": [],
+            "status": "RUNNING",
         }
         self._pending: list[Metric] = []
 
@@ -230,8 +244,10 @@ class StageRun:
 
         values = {key: str(value) for key, value in tags.items()}
         items = [RunTag(key, value) for key, value in values.items()]
-        self._deliver(lambda: self.client.log_batch(self.run_id, tags=items),
-                      lambda: self.unsent["tags"].update(values))
+        self._deliver(
+            lambda: self.client.log_batch(self.run_id, tags=items),
+            lambda: self.unsent["tags"].update(values),
+        )
 
     def _keep_artifact(self, path: Path, artifact_path: str | None) -> None:
         """Copy now: the stage may overwrite its outputs before the upload."""
@@ -263,8 +279,10 @@ class StageRun:
 
     def close(self, status: str) -> None:
         self.flush()
-        self._deliver(lambda: self.client.set_terminated(self.run_id, status=status),
-                      lambda: self.unsent.update(status=status))
+        self._deliver(
+            lambda: self.client.set_terminated(self.run_id, status=status),
+            lambda: self.unsent.update(status=status),
+        )
 
 
 class NullRun(StageRun):
@@ -298,8 +316,9 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
-def _create_run(uri: str, experiment: str, artifact_location: str | None, tags: dict[str, str],
-                run_name: str) -> tuple[MlflowClient, str]:
+def _create_run(
+    uri: str, experiment: str, artifact_location: str | None, tags: dict[str, str], run_name: str
+) -> tuple[MlflowClient, str]:
     client = _client(uri)
     experiment_id = _experiment_id(client, experiment, artifact_location)
     return client, client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id

@@ -26,8 +26,9 @@ def keys(splits: tuple[str, ...] = SPLITS, fields: tuple[str, ...] = FIELDS) -> 
 REBUILD = "rebuild it with `dvc repro preprocess_ecg` from a split whose record sets are disjoint"
 
 
-def check_records_disjoint(records: dict[str, np.ndarray], path: Path | str,
-                           fix: str = REBUILD) -> None:
+def check_records_disjoint(
+    records: dict[str, np.ndarray], path: Path | str, fix: str = REBUILD
+) -> None:
     """Refuse beats of one record in two splits: it would be intra-patient, not inter-patient."""
     names = list(records)
     for i, first in enumerate(names):
@@ -44,9 +45,11 @@ def _check_split(arrays: dict[str, np.ndarray], split: str, path: Path | str) ->
     beats, rr, labels, records = (arrays[f"{split}_{f}"] for f in FIELDS)
     n = len(labels)
     if beats.ndim != 3 or rr.ndim != 2 or labels.ndim != 1 or records.ndim != 1:
-        raise DataError(f"{path}: {split} arrays must be beats (N, C, L), rr (N, R), labels (N,), "
-                        f"records (N,); got {beats.shape}, {rr.shape}, {labels.shape}, "
-                        f"{records.shape}")
+        raise DataError(
+            f"{path}: {split} arrays must be beats (N, C, L), rr (N, R), labels (N,), "
+            f"records (N,); got {beats.shape}, {rr.shape}, {labels.shape}, "
+            f"{records.shape}"
+        )
     if {len(beats), len(rr), len(records)} != {n} or n == 0:
         raise DataError(f"{path}: the {split} split is empty or its arrays differ in length")
     if not (np.isfinite(beats).all() and np.isfinite(rr).all()):

@@ -30,29 +30,82 @@ if TYPE_CHECKING:  # pydicom is imported only where DICOM is read
     from pydicom.dataset import Dataset
 
 IDENTIFYING = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientNames",
-    "OtherPatientIDsSequence", "PatientBirthDate", "PatientBirthTime", "PatientBirthName",
-    "PatientMotherBirthName", "PatientAddress", "PatientTelephoneNumbers", "PatientAge",
-    "PatientSex", "PatientSize", "PatientWeight", "EthnicGroup", "Occupation",
-    "MedicalRecordLocator", "AdditionalPatientHistory", "PatientComments", "MilitaryRank",
-    "BranchOfService", "RegionOfResidence", "CountryOfResidence", "PatientReligiousPreference",
-    "PatientInsurancePlanCodeSequence", "ResponsiblePerson", "ResponsibleOrganization",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName",
-    "InstitutionCodeSequence", "StationName", "ReferringPhysicianName",
-    "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
-    "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "OperatorsName",
-    "PhysiciansOfRecord", "RequestingPhysician", "ScheduledPerformingPhysicianName",
-    "AccessionNumber", "StudyID", "StudyDescription", "SeriesDescription",
-    "PerformedProcedureStepDescription", "RequestedProcedureDescription", "ImageComments",
-    "DeviceSerialNumber", "PlateID", "DetectorID", "RequestAttributesSequence",
-    "ReferencedPatientSequence", "ReferencedStudySequence", "ReferencedImageSequence",
-    "SourceImageSequence", "ProtocolName", "TimezoneOffsetFromUTC", "FrameComments",
-    "AdmissionID", "IssuerOfAdmissionID", "ClinicalTrialSubjectID",
-    "ClinicalTrialSubjectReadingID", "ClinicalTrialSiteName", "ClinicalTrialSponsorName",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "OtherPatientIDsSequence",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "PatientAge",
+    "PatientSex",
+    "PatientSize",
+    "PatientWeight",
+    "EthnicGroup",
+    "Occupation",
+    "MedicalRecordLocator",
+    "AdditionalPatientHistory",
+    "PatientComments",
+    "MilitaryRank",
+    "BranchOfService",
+    "RegionOfResidence",
+    "CountryOfResidence",
+    "PatientReligiousPreference",
+    "PatientInsurancePlanCodeSequence",
+    "ResponsiblePerson",
+    "ResponsibleOrganization",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "InstitutionCodeSequence",
+    "StationName",
+    "ReferringPhysicianName",
+    "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers",
+    "PerformingPhysicianName",
+    "NameOfPhysiciansReadingStudy",
+    "OperatorsName",
+    "PhysiciansOfRecord",
+    "RequestingPhysician",
+    "ScheduledPerformingPhysicianName",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDescription",
+    "SeriesDescription",
+    "PerformedProcedureStepDescription",
+    "RequestedProcedureDescription",
+    "ImageComments",
+    "DeviceSerialNumber",
+    "PlateID",
+    "DetectorID",
+    "RequestAttributesSequence",
+    "ReferencedPatientSequence",
+    "ReferencedStudySequence",
+    "ReferencedImageSequence",
+    "SourceImageSequence",
+    "ProtocolName",
+    "TimezoneOffsetFromUTC",
+    "FrameComments",
+    "AdmissionID",
+    "IssuerOfAdmissionID",
+    "ClinicalTrialSubjectID",
+    "ClinicalTrialSubjectReadingID",
+    "ClinicalTrialSiteName",
+    "ClinicalTrialSponsorName",
     "SourceApplicationEntityTitle",
 )
-REMAPPED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
-                 "FrameOfReferenceUID", "MediaStorageSOPInstanceUID")
+REMAPPED_UIDS = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+    "MediaStorageSOPInstanceUID",
+)
 REMOVED_VRS = ("PN", "DA", "DT", "TM")
 METHOD = "meddx: identifying, private, PN/DA/DT/TM removed; UIDs remapped"  # LO: <= 64
 
@@ -66,8 +119,12 @@ def deidentify(ds: Dataset) -> Dataset:
 
     def scrub(dataset: Dataset, element: DataElement) -> None:
         group = element.tag.group
-        if (element.VR in REMOVED_VRS or element.keyword in identifying
-                or 0x5000 <= group <= 0x50FF or 0x6000 <= group <= 0x60FF):
+        if (
+            element.VR in REMOVED_VRS
+            or element.keyword in identifying
+            or 0x5000 <= group <= 0x50FF
+            or 0x6000 <= group <= 0x60FF
+        ):
             del dataset[element.tag]
         elif element.keyword in REMAPPED_UIDS and element.value:
             element.value = generate_uid(entropy_srcs=["meddx", str(element.value)])
@@ -95,13 +152,16 @@ def read_pixels(path: Path, where: str) -> np.ndarray:
     except (InvalidDicomError, OSError, ValueError) as exc:
         raise DataError(f"{where}: not a readable DICOM file ({type(exc).__name__})") from None
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-        raise DataError(f"{where}: the DICOM file declares burned-in annotations (text in the "
-                        "pixels that de-identification cannot remove); leave it out")
+        raise DataError(
+            f"{where}: the DICOM file declares burned-in annotations (text in the "
+            "pixels that de-identification cannot remove); leave it out"
+        )
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises many types for missing or compressed pixel data
-        raise DataError(f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: "
-                        f"{exc})") from None
+        raise DataError(
+            f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: {exc})"
+        ) from None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
     if frames > 1:  # a 2D pipeline takes the middle frame of a multi-frame image

@@ -48,8 +48,9 @@ def beat_positions(samples: np.ndarray, symbols: np.ndarray) -> tuple[np.ndarray
     return peaks[order].astype(np.int64), beat_symbols[order]
 
 
-def beat_windows(signal: np.ndarray, peaks: np.ndarray, before: int,
-                 after: int) -> tuple[np.ndarray, np.ndarray]:
+def beat_windows(
+    signal: np.ndarray, peaks: np.ndarray, before: int, after: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Windows `signal[p - before : p + after]` (R peak at index `before`) and a kept-mask.
 
     Beats whose window would cross either end of the record are dropped rather than padded:
@@ -133,8 +134,14 @@ class RecordBeats:
     annotated: int  # beat annotations in the record, kept or not
 
 
-def record_beats(signal: np.ndarray, samples: np.ndarray, symbols: np.ndarray, fs: float,
-                 window: tuple[int, int], rr_local: int) -> RecordBeats:
+def record_beats(
+    signal: np.ndarray,
+    samples: np.ndarray,
+    symbols: np.ndarray,
+    fs: float,
+    window: tuple[int, int],
+    rr_local: int,
+) -> RecordBeats:
     """The labelled beats of one filtered record.
 
     RR intervals use every annotated beat (AAMI-classed or not) so that an unclassified beat

@@ -56,12 +56,14 @@ def load_records(path: str | Path) -> tuple[list[EcgRecord], float, str]:
         missing = [key for key in keys if key not in arrays]
         if missing:
             raise DataError(f"{path} lists record {number} but lacks the arrays {missing}")
-        records.append(EcgRecord(
-            number=int(number),
-            signal=arrays[keys[0]],
-            gain=float(arrays["gain"][i]),
-            baseline=int(arrays["baseline"][i]),
-            ann_sample=arrays[keys[1]],
-            ann_symbol=arrays[keys[2]],
-        ))
+        records.append(
+            EcgRecord(
+                number=int(number),
+                signal=arrays[keys[0]],
+                gain=float(arrays["gain"][i]),
+                baseline=int(arrays["baseline"][i]),
+                ann_sample=arrays[keys[1]],
+                ann_symbol=arrays[keys[2]],
+            )
+        )
     return records, float(arrays["fs"]), str(arrays["lead"])

@@ -54,8 +54,13 @@ def choose_val_records(class_counts: Mapping[int, np.ndarray], n_val: int, seed:
     return [records[i] for i in best]
 
 
-def inter_patient(class_counts: Mapping[int, np.ndarray], ds1: Sequence[int], ds2: Sequence[int],
-                  n_val: int, seed: int) -> dict[str, list[int]]:
+def inter_patient(
+    class_counts: Mapping[int, np.ndarray],
+    ds1: Sequence[int],
+    ds2: Sequence[int],
+    n_val: int,
+    seed: int,
+) -> dict[str, list[int]]:
     """Records per split: DS1 minus validation -> train, validation from DS1, DS2 -> test."""
     available = set(class_counts)
     train_pool = [r for r in ds1 if r in available]
@@ -71,8 +76,9 @@ def inter_patient(class_counts: Mapping[int, np.ndarray], ds1: Sequence[int], ds
     return {"train": train, "val": sorted(val), "test": test}
 
 
-def intra_patient(labels: np.ndarray, fractions: Sequence[float],
-                  seed: int) -> dict[str, np.ndarray]:
+def intra_patient(
+    labels: np.ndarray, fractions: Sequence[float], seed: int
+) -> dict[str, np.ndarray]:
     """Beat indices per split, stratified by class (every class split in the same shares)."""
     fractions = [float(f) for f in fractions]
     if len(fractions) != len(SPLITS) or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
@@ -102,17 +108,17 @@ def check_record_leakage(records_by_split: Mapping[str, Iterable[int]]) -> None:
     if clashes:
         raise DataError(
             f"{len(clashes)} ECG record(s) appear in more than one split (leakage): "
-            + "; ".join(clashes) + ". Check data.ecg.ds1/ds2 and data.ecg.records"
+            + "; ".join(clashes)
+            + ". Check data.ecg.ds1/ds2 and data.ecg.records"
         )
 
 
-def check_ecg_splits(arrays: Mapping[str, np.ndarray], num_classes: int, length: int,
-                     split_mode: str) -> None:
+def check_ecg_splits(
+    arrays: Mapping[str, np.ndarray], num_classes: int, length: int, split_mode: str
+) -> None:
     """Shapes, dtypes, finiteness, label range, non-empty splits, and (inter-patient) leakage."""
     if split_mode not in SPLIT_MODES:
-        raise ConfigError(
-            f"data.ecg.split={split_mode!r} is not known; known: {list(SPLIT_MODES)}"
-        )
+        raise ConfigError(f"data.ecg.split={split_mode!r} is not known; known: {list(SPLIT_MODES)}")
     expected = {
         "beats": ((1, length), np.float32),
         "rr": ((len(RR_FEATURES),), np.float32),

@@ -86,9 +86,20 @@ def verify(path: Path, checksum: Checksum | None, file_name: str) -> bool:
     return True
 
 
-def fetch(file_name: str, checksum: Checksum | None, url: str | None, cache_dir: Path,
-          mirror: Path | None, subdir: str, *, attempts: int = 4, backoff: float = 1.0,
-          timeout: float = 30.0, context: str = "", url_key: str = "") -> Fetched:
+def fetch(
+    file_name: str,
+    checksum: Checksum | None,
+    url: str | None,
+    cache_dir: Path,
+    mirror: Path | None,
+    subdir: str,
+    *,
+    attempts: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+    context: str = "",
+    url_key: str = "",
+) -> Fetched:
     """A local, verified copy of `file_name`, trying cache, mirror, then `url` (None: never).
 
     `context` prefixes the error for a missing file (e.g. which record needs it);
@@ -107,8 +118,11 @@ def fetch(file_name: str, checksum: Checksum | None, url: str | None, cache_dir:
         found = next((path for path in candidates if path.is_file()), None)
         if found is not None:
             return Fetched(found, "mirror", verify(found, checksum, file_name))
-        mirror_note = (f"the mirror {mirror} does not exist" if not mirror.is_dir() else
-                       f"the mirror holds neither {candidates[0]} nor {candidates[1]}")
+        mirror_note = (
+            f"the mirror {mirror} does not exist"
+            if not mirror.is_dir()
+            else f"the mirror holds neither {candidates[0]} nor {candidates[1]}"
+        )
     if url is None:
         setting = f": {url_key} is null" if url_key else ""
         download_note = f"downloading is switched off (no download URL{setting})"
@@ -116,14 +130,24 @@ def fetch(file_name: str, checksum: Checksum | None, url: str | None, cache_dir:
         download_note = f"downloads are turned off ({OFFLINE_ENV}=1)"
     else:
         try:
-            download(url, cached, checksum, file_name, attempts=attempts, backoff=backoff,
-                     timeout=timeout)
+            download(
+                url,
+                cached,
+                checksum,
+                file_name,
+                attempts=attempts,
+                backoff=backoff,
+                timeout=timeout,
+            )
             return Fetched(cached, "download", checksum is not None)
         except DOWNLOAD_ERRORS as exc:
             download_note = f"downloading {url} failed ({reason(exc)})"
-    online = (f"run online, so that {url} is downloaded into {cached}, or download it where "
-              f"there is network access and put it at {cached}" if url else
-              f"set {url_key or 'its download URL'} and run online, or put a copy at {cached}")
+    online = (
+        f"run online, so that {url} is downloaded into {cached}, or download it where "
+        f"there is network access and put it at {cached}"
+        if url
+        else f"set {url_key or 'its download URL'} and run online, or put a copy at {cached}"
+    )
     raise DataError(
         f"{context}{file_name} is not available: it is not in the cache {cache_dir}, "
         f"{mirror_note}, and {download_note}. Supply it in one of two ways: (1) a mirror "
@@ -138,8 +162,16 @@ def reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def download(url: str, target: Path, checksum: Checksum | None, file_name: str, *,
-             attempts: int = 4, backoff: float = 1.0, timeout: float = 30.0) -> None:
+def download(
+    url: str,
+    target: Path,
+    checksum: Checksum | None,
+    file_name: str,
+    *,
+    attempts: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 30.0,
+) -> None:
     """Fetch `url` into `target` through `<target>.part`, resuming and retrying (bounded)."""
     part = target.with_name(target.name + ".part")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -151,8 +183,10 @@ def download(url: str, target: Path, checksum: Checksum | None, file_name: str, 
             if attempt == attempts:
                 raise
             wait = backoff * 2 ** (attempt - 1)
-            print(f"meddx: {file_name}: {exc}; retry {attempt}/{attempts - 1} in {wait:.0f} s",
-                  file=sys.stderr)
+            print(
+                f"meddx: {file_name}: {exc}; retry {attempt}/{attempts - 1} in {wait:.0f} s",
+                file=sys.stderr,
+            )
             time.sleep(wait)
     try:
         verify(part, checksum, file_name)

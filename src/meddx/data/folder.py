@@ -49,8 +49,11 @@ class Row:
 
 def kind_of(path: Path) -> str:
     name = path.name.lower()
-    for kind, suffixes in (("pil", PIL_SUFFIXES), ("dicom", DICOM_SUFFIXES),
-                           ("nifti", NIFTI_SUFFIXES)):
+    for kind, suffixes in (
+        ("pil", PIL_SUFFIXES),
+        ("dicom", DICOM_SUFFIXES),
+        ("nifti", NIFTI_SUFFIXES),
+    ):
         if name.endswith(suffixes):
             return kind
     return "unknown"
@@ -65,8 +68,10 @@ def _parse_label(text: str, class_names: list[str], task: str, where: str) -> np
             value = int(token)
             if 0 <= value < len(class_names):
                 return value
-            raise DataError(f"{where}: label {value} is out of range 0..{len(class_names) - 1} "
-                            f"(classes: {class_names})")
+            raise DataError(
+                f"{where}: label {value} is out of range 0..{len(class_names) - 1} "
+                f"(classes: {class_names})"
+            )
         raise DataError(f"{where}: label {token!r} is not one of {class_names}")
 
     if task == "multi-label":
@@ -80,15 +85,18 @@ def _parse_label(text: str, class_names: list[str], task: str, where: str) -> np
 def read_labels(folder: Path, labels_file: str, class_names: list[str], task: str) -> list[Row]:
     csv_path = folder / labels_file
     if not csv_path.is_file():
-        raise DataError(f"{csv_path} is missing: the folder source needs a labels file with "
-                        "the columns file,label[,split]")
+        raise DataError(
+            f"{csv_path} is missing: the folder source needs a labels file with "
+            "the columns file,label[,split]"
+        )
     rows: list[Row] = []
     with open(csv_path, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"file", "label"} - set(reader.fieldnames or ())
         if missing:
-            raise DataError(f"{csv_path} lacks the column(s) {sorted(missing)}; expected "
-                            "file,label[,split]")
+            raise DataError(
+                f"{csv_path} lacks the column(s) {sorted(missing)}; expected file,label[,split]"
+            )
         has_split = "split" in (reader.fieldnames or ())
         for record in reader:
             where = f"labels.csv line {reader.line_num}"
@@ -98,22 +106,30 @@ def read_labels(folder: Path, labels_file: str, class_names: list[str], task: st
             path = folder / record["file"].strip()
             if not path.is_file():
                 raise DataError(f"{where}: the file it names does not exist in {folder}")
-            rows.append(Row(reader.line_num, path,
-                            _parse_label(record["label"], class_names, task, where), split))
+            rows.append(
+                Row(
+                    reader.line_num,
+                    path,
+                    _parse_label(record["label"], class_names, task, where),
+                    split,
+                )
+            )
     if not rows:
         raise DataError(f"{csv_path} lists no images")
     return rows
 
 
-def assign_splits(rows: list[Row], val_fraction: float, test_fraction: float,
-                  seed: int) -> list[str]:
+def assign_splits(
+    rows: list[Row], val_fraction: float, test_fraction: float, seed: int
+) -> list[str]:
     """The csv's splits, else a seeded split per class (first positive label for multi-label)."""
     if rows[0].split is not None:
         return [row.split for row in rows]  # type: ignore[misc]
     if min(val_fraction, test_fraction) < 0 or val_fraction + test_fraction >= 1:
         raise ConfigError("data.image.folder.val_fraction + test_fraction must be within [0, 1)")
-    strata = np.array([int(np.argmax(row.label)) if len(row.label) > 1 else int(row.label[0])
-                       for row in rows])
+    strata = np.array(
+        [int(np.argmax(row.label)) if len(row.label) > 1 else int(row.label[0]) for row in rows]
+    )
     splits = np.full(len(rows), "train", dtype=object)
     rng = np.random.default_rng(seed)
     for stratum in np.unique(strata):
@@ -121,7 +137,7 @@ def assign_splits(rows: list[Row], val_fraction: float, test_fraction: float,
         n_test = round(len(members) * test_fraction)
         n_val = round(len(members) * val_fraction)
         splits[members[:n_test]] = "test"
-        splits[members[n_test:n_test + n_val]] = "val"
+        splits[members[n_test : n_test + n_val]] = "val"
     return list(splits)
 
 
@@ -135,8 +151,10 @@ def check_duplicate_files(rows: list[Row], splits: list[str]) -> None:
         if seen[1] != split:
             clashes.append(f"line {seen[0]} ({seen[1]}) = line {row.line} ({split})")
     if clashes:
-        raise DataError("labels.csv puts identical files in more than one split (leakage): "
-                        + ", ".join(clashes[:10]))
+        raise DataError(
+            "labels.csv puts identical files in more than one split (leakage): "
+            + ", ".join(clashes[:10])
+        )
 
 
 def _load(row: Row) -> tuple[np.ndarray, float | None]:
@@ -152,8 +170,9 @@ def _load(row: Row) -> tuple[np.ndarray, float | None]:
         try:
             volume = nib.as_closest_canonical(nib.load(row.path)).get_fdata(dtype=np.float32)
         except Exception as exc:  # nibabel raises many types for broken files
-            raise DataError(f"{row.where}: not a readable NIfTI file "
-                            f"({type(exc).__name__})") from None
+            raise DataError(
+                f"{row.where}: not a readable NIfTI file ({type(exc).__name__})"
+            ) from None
         volume = np.squeeze(volume)
         if volume.ndim == 3:  # a 2D pipeline takes the middle axial slice, anterior up
             volume = volume[:, :, volume.shape[2] // 2]
@@ -171,12 +190,15 @@ def _load(row: Row) -> tuple[np.ndarray, float | None]:
                 return np.asarray(image, dtype=np.float32), 255.0
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{row.where}: not a readable image ({type(exc).__name__})") from None
-    raise DataError(f"{row.where}: unsupported file type; supported: "
-                    f"{', '.join(PIL_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES)}")
+    raise DataError(
+        f"{row.where}: unsupported file type; supported: "
+        f"{', '.join(PIL_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES)}"
+    )
 
 
-def _transform(size: int, channels: int, window: list[float] | None
-               ) -> Callable[[np.ndarray, float | None], np.ndarray]:
+def _transform(
+    size: int, channels: int, window: list[float] | None
+) -> Callable[[np.ndarray, float | None], np.ndarray]:
     from monai.transforms import (
         CenterSpatialCrop,
         EnsureChannelFirst,
@@ -216,8 +238,10 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
     """The folder described by `spec.folder` as arrays in the MedMNIST layout."""
     options = spec.folder
     if not options.path:
-        raise ConfigError("data.image.folder.path is not set: point it at the folder that "
-                          "holds your images and labels.csv")
+        raise ConfigError(
+            "data.image.folder.path is not set: point it at the folder that "
+            "holds your images and labels.csv"
+        )
     folder = Path(options.path).expanduser()
     folder = folder if folder.is_absolute() else root / folder
     if not folder.is_dir():
@@ -243,8 +267,10 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
     shape = (spec.size, spec.size) + ((spec.channels,) if spec.channels > 1 else ())
     width = len(class_names) if spec.task == "multi-label" else 1
     for split in SPLITS:
-        arrays[f"{split}_images"] = (np.stack(images[split]) if images[split]
-                                     else np.zeros((0, *shape), dtype=np.uint8))
-        arrays[f"{split}_labels"] = (np.stack(labels[split]) if labels[split]
-                                     else np.zeros((0, width), dtype=np.int64))
+        arrays[f"{split}_images"] = (
+            np.stack(images[split]) if images[split] else np.zeros((0, *shape), dtype=np.uint8)
+        )
+        arrays[f"{split}_labels"] = (
+            np.stack(labels[split]) if labels[split] else np.zeros((0, width), dtype=np.int64)
+        )
     return arrays

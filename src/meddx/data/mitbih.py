@@ -77,8 +77,10 @@ def _in_mirror(names: list[str], source: Source) -> tuple[Path | None, bool]:
     """The mirror folder holding all of `names` (or None), and whether the mirror holds any."""
     if source.mirror is None:
         return None, False
-    present = {folder: [(folder / name).is_file() for name in names]
-               for folder in fetch.mirror_folders(source.mirror, MIRROR_SUBDIR)}
+    present = {
+        folder: [(folder / name).is_file() for name in names]
+        for folder in fetch.mirror_folders(source.mirror, MIRROR_SUBDIR)
+    }
     complete = next((folder for folder, found in present.items() if all(found)), None)
     return complete, any(any(found) for found in present.values())
 
@@ -94,15 +96,28 @@ def _record_folder(record: int, source: Source) -> tuple[Path, int]:
     if folder is not None:
         sums = read_sums(folder)
         return folder, sum(fetch.verify(folder / n, sums.get(n), n) for n in names)
-    context = (f"MIT-BIH record {record} (only partly in the mirror {source.mirror}, so fetched "
-               "whole into the cache): " if partial else f"MIT-BIH record {record}: ")
+    context = (
+        f"MIT-BIH record {record} (only partly in the mirror {source.mirror}, so fetched "
+        "whole into the cache): "
+        if partial
+        else f"MIT-BIH record {record}: "
+    )
     cached = all((source.cache / name).is_file() for name in names)
     sums = read_sums(source.cache) if cached else _download_sums(source)
     checked = 0
     for name in names:
-        got = fetch.fetch(name, sums.get(name), source.url and source.url + name, source.cache,
-                          None if partial else source.mirror, MIRROR_SUBDIR,
-                          attempts=ATTEMPTS, timeout=TIMEOUT_S, context=context, url_key=URL_KEY)
+        got = fetch.fetch(
+            name,
+            sums.get(name),
+            source.url and source.url + name,
+            source.cache,
+            None if partial else source.mirror,
+            MIRROR_SUBDIR,
+            attempts=ATTEMPTS,
+            timeout=TIMEOUT_S,
+            context=context,
+            url_key=URL_KEY,
+        )
         checked += got.checked
     return source.cache, checked
 
@@ -120,8 +135,9 @@ def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int) -> None:
         )
 
 
-def read_record(folder: Path, record: int, lead: str, fs: float,
-                any_lead: bool = False) -> EcgRecord:
+def read_record(
+    folder: Path, record: int, lead: str, fs: float, any_lead: bool = False
+) -> EcgRecord:
     """One lead of one record, in ADC units, plus the reference (`atr`) annotations.
 
     `any_lead` reads the first lead of a record that lacks `lead` (102 and 104 have no MLII):
@@ -133,8 +149,11 @@ def read_record(folder: Path, record: int, lead: str, fs: float,
     try:
         header = wfdb.rdheader(base)
         if lead not in header.sig_name and any_lead:
-            print(f"meddx: MIT-BIH record {record} has no lead {lead}: reading "
-                  f"{header.sig_name[0]} instead", file=sys.stderr)
+            print(
+                f"meddx: MIT-BIH record {record} has no lead {lead}: reading "
+                f"{header.sig_name[0]} instead",
+                file=sys.stderr,
+            )
             lead = header.sig_name[0]
         if lead not in header.sig_name:
             raise DataError(
@@ -147,8 +166,9 @@ def read_record(folder: Path, record: int, lead: str, fs: float,
                 f"data.ecg.fs={fs}"
             )
         channel = header.sig_name.index(lead)
-        _check_size(folder / header.file_name[channel], header.fmt[channel], header.n_sig,
-                    header.sig_len)
+        _check_size(
+            folder / header.file_name[channel], header.fmt[channel], header.n_sig, header.sig_len
+        )
         signal = wfdb.rdrecord(base, channels=[channel], physical=False)
         annotation = wfdb.rdann(base, "atr")
     except DataError:
@@ -171,8 +191,9 @@ def read_record(folder: Path, record: int, lead: str, fs: float,
     )
 
 
-def acquire(records: Sequence[int], source: Source, lead: str, fs: float,
-            any_lead: bool = False) -> tuple[list[EcgRecord], int]:
+def acquire(
+    records: Sequence[int], source: Source, lead: str, fs: float, any_lead: bool = False
+) -> tuple[list[EcgRecord], int]:
     """The records, each file checked against its folder's SHA256SUMS; and how many were."""
     result, checked = [], 0
     for record in records:

@@ -27,16 +27,25 @@ def class_members(labels: np.ndarray, task: str, k: int) -> np.ndarray:
 def tile(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarray:
     """Up to rows x cols images in one array (one imshow is far cheaper than many axes)."""
     h, w = images.shape[1:3]
-    mosaic = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap, *images.shape[3:]),
-                      dtype=np.uint8)
+    mosaic = np.zeros(
+        (rows * (h + gap) - gap, cols * (w + gap) - gap, *images.shape[3:]), dtype=np.uint8
+    )
     for i, image in enumerate(images[: rows * cols]):
         r, c = divmod(i, cols)
-        mosaic[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = image
+        mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = image
     return mosaic
 
 
-def write_class_grids(images: np.ndarray, labels: np.ndarray, task: str, class_names: list[str],
-                      out_dir: Path, seed: int, rows: int = 2, cols: int = 8) -> list[Path]:
+def write_class_grids(
+    images: np.ndarray,
+    labels: np.ndarray,
+    task: str,
+    class_names: list[str],
+    out_dir: Path,
+    seed: int,
+    rows: int = 2,
+    cols: int = 8,
+) -> list[Path]:
     """`<out_dir>/<k>_<class>.png` per class, replacing the grids of a previous dataset."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -55,8 +64,13 @@ def write_class_grids(images: np.ndarray, labels: np.ndarray, task: str, class_n
         ax.set_axis_off()
         ax.set_title(f"{name}: {len(members)} training images", fontsize=9)
         mosaic = tile(images[chosen], rows, cols)
-        ax.imshow(mosaic, cmap="gray" if mosaic.ndim == 2 else None, vmin=0, vmax=255,
-                  interpolation="nearest")
+        ax.imshow(
+            mosaic,
+            cmap="gray" if mosaic.ndim == 2 else None,
+            vmin=0,
+            vmax=255,
+            interpolation="nearest",
+        )
         path = out_dir / f"{k}_{slug(name)}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")

@@ -16,23 +16,33 @@ def class_key(name: str) -> str:
 
 def class_counts(labels: np.ndarray, task: str, class_names: list[str]) -> dict[str, int]:
     """Images per class (multi-label: positives per class), keyed by `class_key`."""
-    counts = (labels.reshape(len(labels), -1).sum(axis=0) if task == "multi-label"
-              else np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(class_names)))
+    counts = (
+        labels.reshape(len(labels), -1).sum(axis=0)
+        if task == "multi-label"
+        else np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(class_names))
+    )
     return {class_key(name): int(count) for name, count in zip(class_names, counts, strict=True)}
 
 
-def split_counts(arrays: dict[str, np.ndarray], task: str,
-                 class_names: list[str]) -> dict[str, dict[str, int]]:
+def split_counts(
+    arrays: dict[str, np.ndarray], task: str, class_names: list[str]
+) -> dict[str, dict[str, int]]:
     """Per split: `n` and the `class_counts` of `{split}_labels`, as every data stage reports."""
-    return {split: {"n": len(arrays[f"{split}_labels"]),
-                    **class_counts(arrays[f"{split}_labels"], task, class_names)}
-            for split in SPLITS}
+    return {
+        split: {
+            "n": len(arrays[f"{split}_labels"]),
+            **class_counts(arrays[f"{split}_labels"], task, class_names),
+        }
+        for split in SPLITS
+    }
 
 
 def pixel_stats(images: np.ndarray) -> dict[str, list[float]]:
     """Per-channel mean/std/min/max of channel-first `(N, C, H, W)` images."""
     axes = (0, 2, 3)
-    return {"mean": images.mean(axis=axes, dtype=np.float64).tolist(),
-            "std": images.std(axis=axes, dtype=np.float64).tolist(),
-            "min": images.min(axis=axes).astype(float).tolist(),
-            "max": images.max(axis=axes).astype(float).tolist()}
+    return {
+        "mean": images.mean(axis=axes, dtype=np.float64).tolist(),
+        "std": images.std(axis=axes, dtype=np.float64).tolist(),
+        "min": images.min(axis=axes).astype(float).tolist(),
+        "max": images.max(axis=axes).astype(float).tolist(),
+    }

@@ -30,13 +30,22 @@ MARGIN_S = 1.0  # signal before the first and after the last beat
 
 # (amplitude mV, centre s relative to R, width s) of the waves of each class.
 WAVES: dict[str, list[tuple[float, float, float]]] = {
-    "N": [(0.15, -0.20, 0.025), (-0.10, -0.03, 0.008), (1.00, 0.0, 0.010),
-          (-0.25, 0.03, 0.010), (0.30, 0.26, 0.050)],
-    "S": [(-0.10, -0.14, 0.020), (-0.10, -0.03, 0.008), (1.00, 0.0, 0.010),
-          (-0.25, 0.03, 0.010), (0.25, 0.24, 0.050)],
+    "N": [
+        (0.15, -0.20, 0.025),
+        (-0.10, -0.03, 0.008),
+        (1.00, 0.0, 0.010),
+        (-0.25, 0.03, 0.010),
+        (0.30, 0.26, 0.050),
+    ],
+    "S": [
+        (-0.10, -0.14, 0.020),
+        (-0.10, -0.03, 0.008),
+        (1.00, 0.0, 0.010),
+        (-0.25, 0.03, 0.010),
+        (0.25, 0.24, 0.050),
+    ],
     "V": [(1.40, 0.0, 0.035), (-0.50, 0.08, 0.030), (-0.40, 0.32, 0.070)],
-    "Q": [(1.50, -0.05, 0.002), (0.90, 0.02, 0.030), (-0.30, 0.08, 0.025),
-          (-0.25, 0.30, 0.060)],
+    "Q": [(1.50, -0.05, 0.002), (0.90, 0.02, 0.030), (-0.30, 0.08, 0.025), (-0.25, 0.30, 0.060)],
 }
 
 
@@ -89,8 +98,9 @@ def make_record(number: int, beats: int, fs: float, noise: float, seed: int) -> 
             sigma = sigma * (width if abs(offset) < 0.1 else 1.0)
             wave = np.exp(-0.5 * ((local - offset) / sigma) ** 2)
             signal[lo:hi] += amplitude * scale * amp * wave
-    wander = rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * clock
-                                              + rng.uniform(0, 2 * np.pi))
+    wander = rng.uniform(0.05, 0.3) * np.sin(
+        2 * np.pi * rng.uniform(0.1, 0.4) * clock + rng.uniform(0, 2 * np.pi)
+    )
     signal += wander + rng.normal(0.0, noise * rng.uniform(0.5, 1.5), length)
     samples = np.array([round(c * fs) for c in times], dtype=np.int64)
     symbols = np.array([SYMBOLS[label] for label in labels])
@@ -105,6 +115,7 @@ def make_record(number: int, beats: int, fs: float, noise: float, seed: int) -> 
     )
 
 
-def generate(records: Sequence[int], beats: int, fs: float, noise: float,
-             seed: int) -> list[EcgRecord]:
+def generate(
+    records: Sequence[int], beats: int, fs: float, noise: float, seed: int
+) -> list[EcgRecord]:
     return [make_record(number, beats, fs, noise, seed) for number in records]

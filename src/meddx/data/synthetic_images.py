@@ -15,8 +15,9 @@ from meddx.data.npz import SPLITS
 SHAPES = ("disc", "square", "ring", "cross", "triangle", "bar")
 
 
-def _shape_mask(kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float,
-                angle: float) -> np.ndarray:
+def _shape_mask(
+    kind: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float, angle: float
+) -> np.ndarray:
     dy, dx = yy - cy, xx - cx
     ry = dy * np.cos(angle) - dx * np.sin(angle)
     rx = dy * np.sin(angle) + dx * np.cos(angle)
@@ -46,8 +47,9 @@ def _smooth_background(rng: np.random.Generator, size: int) -> np.ndarray:
     return full
 
 
-def make_image(rng: np.random.Generator, label: int, size: int, channels: int,
-               noise: float) -> np.ndarray:
+def make_image(
+    rng: np.random.Generator, label: int, size: int, channels: int, noise: float
+) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     r = rng.uniform(0.16, 0.3) * size
     cy, cx = rng.uniform(r, size - r, 2)
@@ -67,8 +69,9 @@ def make_image(rng: np.random.Generator, label: int, size: int, channels: int,
     return (image * 255).round().astype(np.uint8)
 
 
-def generate(num_classes: int, sizes: dict[str, int], image_size: int, channels: int,
-             noise: float, seed: int) -> dict[str, np.ndarray]:
+def generate(
+    num_classes: int, sizes: dict[str, int], image_size: int, channels: int, noise: float, seed: int
+) -> dict[str, np.ndarray]:
     """Balanced splits in the MedMNIST layout; the same arguments give the same bytes."""
     if not 2 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes must be within 2..{len(SHAPES)}, got {num_classes}")

@@ -45,8 +45,13 @@ def check_label_range(name: str, labels: np.ndarray, num_classes: int) -> None:
 Duplicate = tuple[str, int, str, int]  # (split, index, other split, other index)
 
 
-def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: str,
-                       channels: int, tolerated: Collection[Duplicate] = ()) -> list[str]:
+def check_image_splits(
+    arrays: dict[str, np.ndarray],
+    num_classes: int,
+    task: str,
+    channels: int,
+    tolerated: Collection[Duplicate] = (),
+) -> list[str]:
     """Raise a DataError on the first problem; return the `tolerated` leaks that were found."""
     shapes = set()
     for split in SPLITS:
@@ -55,9 +60,7 @@ def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: st
         if len(images) == 0:
             raise DataError(f"split '{split}' is empty")
         if len(images) != len(labels):
-            raise DataError(
-                f"split '{split}' has {len(images)} images but {len(labels)} labels"
-            )
+            raise DataError(f"split '{split}' has {len(images)} images but {len(labels)} labels")
         if images.ndim not in (3, 4):
             raise DataError(f"{name} has shape {images.shape}; expected (N, H, W) or (N, H, W, C)")
         found_channels = 1 if images.ndim == 3 else images.shape[-1]
@@ -66,8 +69,9 @@ def check_image_splits(arrays: dict[str, np.ndarray], num_classes: int, task: st
                 f"{name} has {found_channels} channel(s) but the dataset config says {channels}"
             )
         shapes.add(images.shape[1:])
-        if not (np.issubdtype(images.dtype, np.integer)
-                or np.issubdtype(images.dtype, np.floating)):
+        if not (
+            np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
+        ):
             raise DataError(f"{name} has dtype {images.dtype}; expected integers or floats")
         if np.issubdtype(images.dtype, np.floating):
             check_finite(name, images)
@@ -98,8 +102,9 @@ def _digests(images: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for image in images]
 
 
-def check_no_leakage(arrays: dict[str, np.ndarray],
-                     tolerated: Collection[Duplicate] = ()) -> list[str]:
+def check_no_leakage(
+    arrays: dict[str, np.ndarray], tolerated: Collection[Duplicate] = ()
+) -> list[str]:
     """The same image in two splits inflates every test figure: refuse it.
 
     `tolerated` lists duplicates known to be part of a published split (see
@@ -121,6 +126,7 @@ def check_no_leakage(arrays: dict[str, np.ndarray],
     if clashes:
         raise DataError(
             f"{len(clashes)} image(s) appear in more than one split (leakage): "
-            + ", ".join(clashes[:MAX_LISTED]) + (" ..." if len(clashes) > MAX_LISTED else "")
+            + ", ".join(clashes[:MAX_LISTED])
+            + (" ..." if len(clashes) > MAX_LISTED else "")
         )
     return known

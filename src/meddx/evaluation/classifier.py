@@ -39,15 +39,28 @@ class Evaluation:
     names: list[str]
 
 
-def score(task: str, names: list[str], y_true: np.ndarray, y_score: np.ndarray,
-          settings: DictConfig, seed: int) -> Evaluation:
+def score(
+    task: str,
+    names: list[str],
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    settings: DictConfig,
+    seed: int,
+) -> Evaluation:
     """Headline figures with bootstrap CIs, per-class figures, curves and calibration bins."""
     n, bins = len(y_true), settings.calibration_bins
     point = stats.headline(task, y_true, y_score, bins)
-    intervals = stats.bootstrap_ci(
-        lambda idx: stats.headline(task, y_true[idx], y_score[idx], bins),
-        n, settings.bootstrap, seed, settings.confidence,
-    ) if settings.bootstrap else {}
+    intervals = (
+        stats.bootstrap_ci(
+            lambda idx: stats.headline(task, y_true[idx], y_score[idx], bins),
+            n,
+            settings.bootstrap,
+            seed,
+            settings.confidence,
+        )
+        if settings.bootstrap
+        else {}
+    )
     result: dict[str, Any] = {}
     for key in HEADLINE:
         if key in point:
@@ -56,17 +69,22 @@ def score(task: str, names: list[str], y_true: np.ndarray, y_score: np.ndarray,
                 result[f"test_{key}_ci_low"], result[f"test_{key}_ci_high"] = intervals[key]
     curves = stats.one_vs_rest(task, y_true, y_score, names)
     pooled = stats.micro(curves) if len(curves) > 1 else next(iter(curves.values()))
-    result |= {"test_ap": stats.average_precision(*pooled), "n_test": n,
-               "bootstrap": settings.bootstrap}
+    result |= {
+        "test_ap": stats.average_precision(*pooled),
+        "n_test": n,
+        "bootstrap": settings.bootstrap,
+    }
     y_pred = metrics.predictions(task, y_score)
     per_class = metrics.per_class_report(task, y_true, y_score, names)
     result["test_macro_f1"] = float(np.nanmean([row["f1"] for row in per_class.values()]))
-    matrix = (None if task == "multi-label"
-              else metrics.confusion_matrix(y_true, y_pred, len(names)))
-    for name, (is_class, class_score) in stats.one_vs_rest(task, y_true, y_score, names,
-                                                             every_class=True).items():
-        per_class[name] |= {"auc": metrics.binary_auc(is_class, class_score),
-                            "ap": stats.average_precision(is_class, class_score)}
+    matrix = None if task == "multi-label" else metrics.confusion_matrix(y_true, y_pred, len(names))
+    for name, (is_class, class_score) in stats.one_vs_rest(
+        task, y_true, y_score, names, every_class=True
+    ).items():
+        per_class[name] |= {
+            "auc": metrics.binary_auc(is_class, class_score),
+            "ap": stats.average_precision(is_class, class_score),
+        }
     result["per_class"] = per_class
     roc = {name: stats.roc_points(*pair) for name, pair in curves.items()}
     pr = {name: stats.pr_points(*pair) for name, pair in curves.items()}
@@ -83,8 +101,9 @@ def _dvc_curve(curves: dict[str, list[dict[str, float]]]) -> list[dict[str, floa
 
 
 def confusion_csv(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> str:
-    rows = ["actual,predicted"] + [f"{names[a]},{names[p]}"
-                                   for a, p in zip(y_true, y_pred, strict=True)]
+    rows = ["actual,predicted"] + [
+        f"{names[a]},{names[p]}" for a, p in zip(y_true, y_pred, strict=True)
+    ]
     return "\n".join(rows) + "\n"
 
 
@@ -95,24 +114,44 @@ def write_plots(evaluation: Evaluation, plots: Path) -> list[Path]:
     write_json(plots / "calibration.json", {"calibration": evaluation.calibration})
     auc = evaluation.metrics.get("test_auc", math.nan)
     pngs = [
-        figures.curves(plots / "roc.png", evaluation.roc, "fpr", "tpr",
-                       f"ROC (test AUC {auc:.3f})", diagonal=True),
-        figures.curves(plots / "pr.png", evaluation.pr, "recall", "precision",
-                       f"Precision-recall (AP {evaluation.metrics['test_ap']:.3f})",
-                       diagonal=False),
-        figures.reliability(plots / "reliability.png", evaluation.calibration,
-                            evaluation.metrics["test_ece"]),
+        figures.curves(
+            plots / "roc.png",
+            evaluation.roc,
+            "fpr",
+            "tpr",
+            f"ROC (test AUC {auc:.3f})",
+            diagonal=True,
+        ),
+        figures.curves(
+            plots / "pr.png",
+            evaluation.pr,
+            "recall",
+            "precision",
+            f"Precision-recall (AP {evaluation.metrics['test_ap']:.3f})",
+            diagonal=False,
+        ),
+        figures.reliability(
+            plots / "reliability.png", evaluation.calibration, evaluation.metrics["test_ece"]
+        ),
     ]
     if evaluation.matrix is not None:
         flat_true = evaluation.y_true.reshape(-1)
-        write_text(plots / "confusion.csv", confusion_csv(flat_true, evaluation.y_pred,
-                                                          evaluation.names))
+        write_text(
+            plots / "confusion.csv", confusion_csv(flat_true, evaluation.y_pred, evaluation.names)
+        )
         pngs.append(figures.confusion(plots / "confusion.png", evaluation.matrix, evaluation.names))
     return pngs
 
 
-def explain(net: nn.Module, images: np.ndarray, evaluation: Evaluation, task: str,
-            per_outcome: int, seed: int, path: Path) -> Path | None:
+def explain(
+    net: nn.Module,
+    images: np.ndarray,
+    evaluation: Evaluation,
+    task: str,
+    per_outcome: int,
+    seed: int,
+    path: Path,
+) -> Path | None:
     """Grad-CAM grid: per class, correct then wrong test predictions; None for non-CNNs.
 
     Single-label rows show the map of the predicted class (why the model said what it said);
@@ -144,20 +183,36 @@ def explain(net: nn.Module, images: np.ndarray, evaluation: Evaluation, task: st
         right = [i for i, ok in row if ok]
         wrong = [i for i, ok in row if not ok]
         padded = right + [None] * (per_outcome - len(right)) + wrong
-        cells.append([None if i is None else {
-            "image": images[i], "heat": heat[i], "correct": i in right,
-            "label": (f"pred {names[int(y_pred[i])]}" if task != "multi-label"
-                      else f"{names[k]}: {'yes' if y_pred[i, k] else 'no'}"),
-        } for i in padded])
-    return figures.heatmap_grid(path, cells, names,
-                                f"Grad-CAM ({layer}): {per_outcome} correct | wrong per class")
+        cells.append(
+            [
+                None
+                if i is None
+                else {
+                    "image": images[i],
+                    "heat": heat[i],
+                    "correct": i in right,
+                    "label": (
+                        f"pred {names[int(y_pred[i])]}"
+                        if task != "multi-label"
+                        else f"{names[k]}: {'yes' if y_pred[i, k] else 'no'}"
+                    ),
+                }
+                for i in padded
+            ]
+        )
+    return figures.heatmap_grid(
+        path, cells, names, f"Grad-CAM ({layer}): {per_outcome} correct | wrong per class"
+    )
 
 
 def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
     """Metrics JSON as MLflow metric names: headline keys as is, `<class>.<figure>` per class."""
     flat = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
-    flat |= {f"{name}.{k}": float(v) for name, row in result.get("per_class", {}).items()
-             for k, v in row.items()}
+    flat |= {
+        f"{name}.{k}": float(v)
+        for name, row in result.get("per_class", {}).items()
+        for k, v in row.items()
+    }
     return {k: v for k, v in flat.items() if math.isfinite(v)}
 
 

@@ -11,11 +11,13 @@ import base64
 import html
 from pathlib import Path
 
-STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
-         "padding:.25em .6em;text-align:left}th{background:#eee}"
-         "figure{display:inline-block;margin:.5em}img{max-width:34em}"
-         "figcaption{font-size:.85em;color:#444}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
+    "padding:.25em .6em;text-align:left}th{background:#eee}"
+    "figure{display:inline-block;margin:.5em}img{max-width:34em}"
+    "figcaption{font-size:.85em;color:#444}"
+)
 
 
 class Document:
@@ -44,22 +46,27 @@ class Document:
         self._md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         self._md += ["| " + " | ".join(row) + " |" for row in rows] + [""]
         cells = ["<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
-        cells += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                  for row in rows]
+        cells += [
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        ]
         self._html.append("<table>" + "".join(cells) + "</table>")
 
     def image(self, path: str, caption: str) -> None:
         self.image_paths.append(path)
         self._md += [f"![{caption}]({path})", ""]
         data = base64.b64encode((self.base / path).read_bytes()).decode()
-        self._html.append(f'<figure><img src="data:image/png;base64,{data}" '
-                          f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
-                          "</figcaption></figure>")
+        self._html.append(
+            f'<figure><img src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}'
+            "</figcaption></figure>"
+        )
 
     def markdown(self) -> str:
         return "\n".join(self._md)
 
     def html(self) -> str:
-        head = (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>'
-                f"{html.escape(self.title)}</title><style>{STYLE}</style></head><body>")
+        head = (
+            f'<!doctype html>\n<html><head><meta charset="utf-8"><title>'
+            f"{html.escape(self.title)}</title><style>{STYLE}</style></head><body>"
+        )
         return "\n".join([head, *self._html, "</body></html>"]) + "\n"

@@ -26,12 +26,18 @@ def _unit_scale(maps: torch.Tensor) -> torch.Tensor:
     flat = maps.flatten(1)
     low = flat.min(dim=1).values.view(-1, *[1] * (maps.dim() - 1))
     high = flat.max(dim=1).values.view(-1, *[1] * (maps.dim() - 1))
-    return torch.where(high > low, (maps - low) / (high - low).clamp_min(1e-12),
-                       torch.zeros_like(maps))
+    return torch.where(
+        high > low, (maps - low) / (high - low).clamp_min(1e-12), torch.zeros_like(maps)
+    )
 
 
-def gradcam(net: nn.Module, images: np.ndarray, targets: np.ndarray, layer: str | None = None,
-            batch_size: int = 64) -> np.ndarray:
+def gradcam(
+    net: nn.Module,
+    images: np.ndarray,
+    targets: np.ndarray,
+    layer: str | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """Heat maps (N, H, W) in [0, 1] of `images` (N, C, H, W) for the class `targets[i]` each.
 
     Works on a copy with in-place activations switched off: a backward hook on a layer whose

@@ -27,8 +27,14 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def curves(path: Path, series: Mapping[str, Sequence[Mapping[str, float]]], x: str, y: str,
-           title: str, diagonal: bool) -> Path:
+def curves(
+    path: Path,
+    series: Mapping[str, Sequence[Mapping[str, float]]],
+    x: str,
+    y: str,
+    title: str,
+    diagonal: bool,
+) -> Path:
     """One line per class (label -> points), e.g. ROC (fpr, tpr) or precision-recall."""
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     for label, points in series.items():
@@ -48,8 +54,15 @@ def confusion(path: Path, matrix: np.ndarray, names: list[str]) -> Path:
     fig, ax = plt.subplots(figsize=(size + 0.8, size))
     image = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1)
     for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, str(count), ha="center", va="center",
-                color="white" if shade[i, j] > 0.5 else "black", fontsize=8)
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if shade[i, j] > 0.5 else "black",
+            fontsize=8,
+        )
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set(xlabel="predicted", ylabel="actual", title="Confusion matrix (test)")
@@ -63,14 +76,33 @@ def reliability(path: Path, bins: Sequence[Mapping[str, float]], ece: float) -> 
     lows = [b["bin_low"] for b in bins]
     widths = [b["bin_high"] - b["bin_low"] for b in bins]
     accuracy = [b["accuracy"] for b in bins]
-    ax.bar(lows, accuracy, width=widths, align="edge", edgecolor="black", linewidth=0.5,
-           label="accuracy")
-    ax.bar(lows, [b["confidence"] - a for b, a in zip(bins, accuracy, strict=True)],
-           bottom=accuracy, width=widths, align="edge", color="tab:red", alpha=0.3,
-           label="gap to confidence")
+    ax.bar(
+        lows,
+        accuracy,
+        width=widths,
+        align="edge",
+        edgecolor="black",
+        linewidth=0.5,
+        label="accuracy",
+    )
+    ax.bar(
+        lows,
+        [b["confidence"] - a for b, a in zip(bins, accuracy, strict=True)],
+        bottom=accuracy,
+        width=widths,
+        align="edge",
+        color="tab:red",
+        alpha=0.3,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
-           title=f"Reliability (ECE {ece:.3f})")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence",
+        ylabel="accuracy",
+        title=f"Reliability (ECE {ece:.3f})",
+    )
     ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
@@ -82,8 +114,12 @@ def _display(image: np.ndarray) -> np.ndarray:
     return (shown - low) / (high - low) if high > low else np.zeros_like(shown)
 
 
-def heatmap_grid(path: Path, cells: Sequence[Sequence[Mapping[str, Any] | None]],
-                 row_labels: list[str], title: str) -> Path:
+def heatmap_grid(
+    path: Path,
+    cells: Sequence[Sequence[Mapping[str, Any] | None]],
+    row_labels: list[str],
+    title: str,
+) -> Path:
     """Images with their heat map overlaid; a cell is {image, heat, label, correct} or None."""
     n_rows, n_cols = len(cells), max(len(row) for row in cells)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols, 1.75 * n_rows), squeeze=False)

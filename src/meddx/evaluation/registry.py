@@ -16,8 +16,14 @@ from meddx.tracking import StageRun
 ALIAS = "best"
 
 
-def register(run: StageRun, net: nn.Module, example: np.ndarray, name: str,
-             val_score: float, tags: dict[str, str]) -> tuple[str, bool]:
+def register(
+    run: StageRun,
+    net: nn.Module,
+    example: np.ndarray,
+    name: str,
+    val_score: float,
+    tags: dict[str, str],
+) -> tuple[str, bool]:
     """Log `net` (pytorch flavour, input example) into `run`, register it; (version, is best).
 
     Pip requirements are given, not inferred: inference loads the model in a subprocess
@@ -29,19 +35,24 @@ def register(run: StageRun, net: nn.Module, example: np.ndarray, name: str,
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model"
-        mlflow.pytorch.save_model(net, str(local), input_example=example,
-                                  pip_requirements=[f"torch=={torch.__version__}"])
+        mlflow.pytorch.save_model(
+            net, str(local), input_example=example, pip_requirements=[f"torch=={torch.__version__}"]
+        )
         run.log_artifact(local, "registered_model")
     client = run.client
     try:
         client.create_registered_model(
-            name, description="meddx classifier; alias `best` = highest validation score")
+            name, description="meddx classifier; alias `best` = highest validation score"
+        )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     version = client.create_model_version(
-        name, source=f"runs:/{run.run_id}/registered_model", run_id=run.run_id,
-        tags={**tags, "val_score": str(val_score)})
+        name,
+        source=f"runs:/{run.run_id}/registered_model",
+        run_id=run.run_id,
+        tags={**tags, "val_score": str(val_score)},
+    )
     try:
         best = client.get_model_version_by_alias(name, ALIAS)
         best_score = float(best.tags.get("val_score", "nan"))

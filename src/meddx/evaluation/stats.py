@@ -52,8 +52,9 @@ def top_label(task: str, y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.nd
     return confidence, pred == np.asarray(y_true).reshape(-1)
 
 
-def calibration_bins(confidence: np.ndarray, correct: np.ndarray,
-                     n_bins: int) -> list[dict[str, float]]:
+def calibration_bins(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int
+) -> list[dict[str, float]]:
     """Equal-width confidence bins (lo, hi]; one row per non-empty bin."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.digitize(confidence, edges[1:-1], right=True)
@@ -61,17 +62,27 @@ def calibration_bins(confidence: np.ndarray, correct: np.ndarray,
     for b in range(n_bins):
         mask = which == b
         if mask.any():
-            rows.append({"bin_low": float(edges[b]), "bin_high": float(edges[b + 1]),
-                         "confidence": float(confidence[mask].mean()),
-                         "accuracy": float(np.mean(correct[mask])), "count": int(mask.sum())})
+            rows.append(
+                {
+                    "bin_low": float(edges[b]),
+                    "bin_high": float(edges[b + 1]),
+                    "confidence": float(confidence[mask].mean()),
+                    "accuracy": float(np.mean(correct[mask])),
+                    "count": int(mask.sum()),
+                }
+            )
     return rows
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> float:
     """ECE (Guo et al. 2017): sum over bins of |accuracy - confidence| weighted by bin size."""
     n = len(confidence)
-    return float(sum(row["count"] / n * abs(row["accuracy"] - row["confidence"])
-                     for row in calibration_bins(confidence, correct, n_bins)))
+    return float(
+        sum(
+            row["count"] / n * abs(row["accuracy"] - row["confidence"])
+            for row in calibration_bins(confidence, correct, n_bins)
+        )
+    )
 
 
 def headline(task: str, y_true: np.ndarray, y_score: np.ndarray, n_bins: int) -> dict[str, float]:
@@ -96,8 +107,10 @@ def roc_points(y_true: np.ndarray, score: np.ndarray) -> list[dict[str, float]]:
     tps, fps, thresholds = _ranked(y_true, score)
     pos, neg = max(int(tps[-1]), 1), max(int(fps[-1]), 1)
     points = [{"fpr": 0.0, "tpr": 0.0, "threshold": 1.0}]
-    points += [{"fpr": float(f / neg), "tpr": float(t / pos), "threshold": float(s)}
-               for f, t, s in zip(fps, tps, thresholds, strict=True)]
+    points += [
+        {"fpr": float(f / neg), "tpr": float(t / pos), "threshold": float(s)}
+        for f, t, s in zip(fps, tps, thresholds, strict=True)
+    ]
     return points
 
 
@@ -106,8 +119,10 @@ def pr_points(y_true: np.ndarray, score: np.ndarray) -> list[dict[str, float]]:
     tps, fps, thresholds = _ranked(y_true, score)
     pos = max(int(tps[-1]), 1)
     points = [{"recall": 0.0, "precision": 1.0, "threshold": 1.0}]
-    points += [{"recall": float(t / pos), "precision": float(t / (t + f)), "threshold": float(s)}
-               for t, f, s in zip(tps, fps, thresholds, strict=True)]
+    points += [
+        {"recall": float(t / pos), "precision": float(t / (t + f)), "threshold": float(s)}
+        for t, f, s in zip(tps, fps, thresholds, strict=True)
+    ]
     return points
 
 
@@ -121,8 +136,9 @@ def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
     return float(np.sum(np.diff(recall) * precision[1:]))
 
 
-def one_vs_rest(task: str, y_true: np.ndarray, y_score: np.ndarray, names: list[str],
-                every_class: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def one_vs_rest(
+    task: str, y_true: np.ndarray, y_score: np.ndarray, names: list[str], every_class: bool = False
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(is this class, score of this class) per class that has a curve of its own.
 
     Binary tasks have one, the positive class (the other's curve mirrors it), unless
@@ -138,5 +154,7 @@ def one_vs_rest(task: str, y_true: np.ndarray, y_score: np.ndarray, names: list[
 
 def micro(curves: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """All one-vs-rest decisions pooled: the single curve DVC plots for a multi-class task."""
-    return (np.concatenate([y for y, _ in curves.values()]),
-            np.concatenate([s for _, s in curves.values()]))
+    return (
+        np.concatenate([y for y, _ in curves.values()]),
+        np.concatenate([s for _, s in curves.values()]),
+    )

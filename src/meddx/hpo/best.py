@@ -17,8 +17,10 @@ from meddx.config import with_overrides
 from meddx.errors import ConfigError
 from meddx.io import write_text
 
-HEADER = ("# Written by the `tune` stage (do not edit): train_cnn applies `overrides` on top of\n"
-          "# params.yaml. Rerun `dvc repro tune` to refresh it.\n")
+HEADER = (
+    "# Written by the `tune` stage (do not edit): train_cnn applies `overrides` on top of\n"
+    "# params.yaml. Rerun `dvc repro tune` to refresh it.\n"
+)
 
 
 def write_best(path: Path, overrides: list[str], **facts: Any) -> None:
@@ -32,8 +34,9 @@ def read_best(path: Path) -> list[str]:
         raise ConfigError(f"{path} is not valid YAML ({exc}); rerun `dvc repro tune`") from None
     overrides = content.get("overrides") if isinstance(content, dict) else None
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise ConfigError(f"{path} needs a list of override strings under `overrides`; "
-                          "rerun `dvc repro tune`")
+        raise ConfigError(
+            f"{path} needs a list of override strings under `overrides`; rerun `dvc repro tune`"
+        )
     return overrides
 
 

@@ -46,6 +46,7 @@ def save_plots(study: optuna.Study, out_dir: Path) -> dict[str, str]:
 
 
 def trials_csv(study: optuna.Study) -> str:
-    frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration",
-                                          "user_attrs"))
+    frame = study.trials_dataframe(
+        attrs=("number", "value", "state", "params", "duration", "user_attrs")
+    )
     return frame.to_csv(index=False)

@@ -53,8 +53,9 @@ class Param:
         if self.type == "float":
             return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
         if self.type == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log,
-                                     step=int(self.step or 1))
+            return trial.suggest_int(
+                self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         return trial.suggest_categorical(self.name, list(self.choices))
 
     def override(self, value: Any) -> str:
@@ -91,19 +92,24 @@ def _number(where: str, field: str, value: Any) -> float:
 
 def _parse_one(name: str, spec: Any, where: str, conf_dir: Path) -> Param:
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where} must be a mapping like {{key: cnn.optimizer.lr, type: float, "
-                          f"low: 1.0e-4, high: 1.0e-2}}, got {spec!r}")
+        raise ConfigError(
+            f"{where} must be a mapping like {{key: cnn.optimizer.lr, type: float, "
+            f"low: 1.0e-4, high: 1.0e-2}}, got {spec!r}"
+        )
     kind = spec.get("type")
     if kind not in TYPES:
         raise ConfigError(f"{where}.type is {kind!r}; use one of {', '.join(TYPES)}")
     unknown = set(spec) - FIELDS[kind]
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)} for type {kind}; "
-                          f"allowed: {sorted(FIELDS[kind])}")
+        raise ConfigError(
+            f"{where}: unknown field(s) {sorted(unknown)} for type {kind}; "
+            f"allowed: {sorted(FIELDS[kind])}"
+        )
     key = spec.get("key")
     if not isinstance(key, str) or not key or "=" in key:
-        raise ConfigError(f"{where}.key must name a config key (cnn.optimizer.lr) or a group "
-                          f"(cnn), got {key!r}")
+        raise ConfigError(
+            f"{where}.key must name a config key (cnn.optimizer.lr) or a group (cnn), got {key!r}"
+        )
     group = _is_group_override(key, conf_dir)
     if kind == "categorical":
         choices = spec.get("choices")
@@ -111,15 +117,19 @@ def _parse_one(name: str, spec: Any, where: str, conf_dir: Path) -> Param:
             raise ConfigError(f"{where}.choices must be a non-empty list, got {choices!r}")
         for choice in choices:
             if choice is not None and not isinstance(choice, (bool, int, float, str)):
-                raise ConfigError(f"{where}.choices: {choice!r} is not a scalar "
-                                  "(Optuna stores None, bool, int, float or str)")
+                raise ConfigError(
+                    f"{where}.choices: {choice!r} is not a scalar "
+                    "(Optuna stores None, bool, int, float or str)"
+                )
         if len(set(map(repr, choices))) != len(choices):
             raise ConfigError(f"{where}.choices has duplicates: {list(choices)}")
         if group:
             missing = [c for c in choices if not (conf_dir / key / f"{c}.yaml").is_file()]
             if missing:
-                raise ConfigError(f"{where}: no option {missing} in group '{key}' "
-                                  f"(files conf/{key}/<option>.yaml in {conf_dir})")
+                raise ConfigError(
+                    f"{where}: no option {missing} in group '{key}' "
+                    f"(files conf/{key}/<option>.yaml in {conf_dir})"
+                )
         return Param(name, key, kind, choices=tuple(choices), group=group)
     if group:
         raise ConfigError(f"{where}: '{key}' is a config group; search it with type categorical")
@@ -150,8 +160,9 @@ def parse_space(space: Any, conf_dir: Path | None = None) -> list[Param]:
         space = OmegaConf.to_container(space, resolve=True)
     if not isinstance(space, Mapping) or not space:
         raise ConfigError(f"hpo.space must be a non-empty mapping of name -> spec, got {space!r}")
-    params = [_parse_one(str(name), spec, f"hpo.space.{name}", conf_dir)
-              for name, spec in space.items()]
+    params = [
+        _parse_one(str(name), spec, f"hpo.space.{name}", conf_dir) for name, spec in space.items()
+    ]
     keys = [p.key for p in params]
     twice = sorted({k for k in keys if keys.count(k) > 1})
     if twice:
@@ -164,8 +175,12 @@ def to_overrides(params: Sequence[Param], values: Mapping[str, Any]) -> list[str
     return [p.override(values[p.name]) for p in params if p.name in values]
 
 
-def check_space(params: Sequence[Param], cfg: DictConfig, fixed: Sequence[str] = (),
-                conf_dir: Path | None = None) -> None:
+def check_space(
+    params: Sequence[Param],
+    cfg: DictConfig,
+    fixed: Sequence[str] = (),
+    conf_dir: Path | None = None,
+) -> None:
     """Fail now, not in trial 7, when a key is unknown or a range does not fit its key's type."""
     fixed_keys = {o.split("=", 1)[0] for o in fixed}
     clash = sorted(fixed_keys & {p.key for p in params})

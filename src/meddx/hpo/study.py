@@ -51,8 +51,10 @@ def storage_url(cfg: DictConfig) -> str:
         except ArgumentError as exc:
             raise ConfigError(f"hpo.storage={configured!r} is not a storage URL: {exc}") from None
         if password:
-            raise ConfigError("hpo.storage holds a password, and params.yaml is committed: "
-                              f"set the URL in ${STORAGE_ENV} instead and leave hpo.storage null")
+            raise ConfigError(
+                "hpo.storage holds a password, and params.yaml is committed: "
+                f"set the URL in ${STORAGE_ENV} instead and leave hpo.storage null"
+            )
         return str(configured)
     return os.environ.get(STORAGE_ENV) or f"sqlite:///{root / 'optuna.db'}"
 
@@ -98,10 +100,15 @@ def open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return retry_locked(lambda: RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S, skip_table_creation=not create,
-        ))
+        return retry_locked(
+            lambda: RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                skip_table_creation=not create,
+            )
+        )
 
 
 def _kwargs(section: str, cfg: DictConfig) -> dict[str, Any]:
@@ -166,8 +173,17 @@ def study_name(cfg: DictConfig, input_digests: list[str]) -> str:
     if cfg.hpo.study_name:
         return str(cfg.hpo.study_name)
     hpo = cfg.hpo
-    key = run_key(cfg.seed, cfg.cnn, cfg.trainer, cfg.data.image.augment, hpo.space, hpo.metric,
-                  hpo.direction, hpo.trial_overrides, input_digests)
+    key = run_key(
+        cfg.seed,
+        cfg.cnn,
+        cfg.trainer,
+        cfg.data.image.augment,
+        hpo.space,
+        hpo.metric,
+        hpo.direction,
+        hpo.trial_overrides,
+        input_digests,
+    )
     return f"{hpo.name}-{key[:10]}"
 
 
@@ -179,14 +195,22 @@ def create_study(cfg: DictConfig, url: str, name: str) -> optuna.Study:
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"hpo.direction={direction!r}; use maximize or minimize")
     storage = open_storage(url, create=True)
-    study = retry_locked(lambda: optuna.create_study(
-        storage=storage, study_name=name, sampler=make_sampler(cfg), pruner=make_pruner(cfg),
-        direction=direction, load_if_exists=True,
-    ))
+    study = retry_locked(
+        lambda: optuna.create_study(
+            storage=storage,
+            study_name=name,
+            sampler=make_sampler(cfg),
+            pruner=make_pruner(cfg),
+            direction=direction,
+            load_if_exists=True,
+        )
+    )
     if study.direction.name.lower() != direction:
-        raise ConfigError(f"Study '{name}' in {redacted(url)} was created to "
-                          f"{study.direction.name.lower()}, not {direction}: set another "
-                          "hpo.study_name")
+        raise ConfigError(
+            f"Study '{name}' in {redacted(url)} was created to "
+            f"{study.direction.name.lower()}, not {direction}: set another "
+            "hpo.study_name"
+        )
     return study
 
 
@@ -194,10 +218,14 @@ def load_study(cfg: DictConfig, url: str, name: str, worker: int) -> optuna.Stud
     import optuna
 
     storage = open_storage(url, create=False)
-    return retry_locked(lambda: optuna.load_study(
-        study_name=name, storage=storage, sampler=make_sampler(cfg, worker),
-        pruner=make_pruner(cfg),
-    ))
+    return retry_locked(
+        lambda: optuna.load_study(
+            study_name=name,
+            storage=storage,
+            sampler=make_sampler(cfg, worker),
+            pruner=make_pruner(cfg),
+        )
+    )
 
 
 ORPHAN_ATTR = "meddx_orphaned"
@@ -225,7 +253,8 @@ def used_budget(study: optuna.Study) -> int:
 
     trials = study.get_trials(deepcopy=False)
     return sum(
-        1 for t in trials
+        1
+        for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
         or (t.state == TrialState.FAIL and not t.user_attrs.get(ORPHAN_ATTR))
     )

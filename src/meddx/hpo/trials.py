@@ -51,8 +51,15 @@ class Job:
 class Objective:
     """One trial: compose, train with pruning, return the best validation `hpo.metric`."""
 
-    def __init__(self, cfg: DictConfig, job: Job, params: list[Param], data: ClassifierData,
-                 inputs: list[Path], worker: int) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        job: Job,
+        params: list[Param],
+        data: ClassifierData,
+        inputs: list[Path],
+        worker: int,
+    ) -> None:
         self.cfg = cfg
         self.job = job
         self.params = params
@@ -78,13 +85,24 @@ class Objective:
         work_cfg.paths.root = str(scratch)
         metric = self.cfg.hpo.metric
         pruning = OptunaPruning(trial, metric)
-        with stage_run(trial_cfg, STAGE, self.inputs, run_name=f"trial {trial.number}",
-                       parent_run_id=self.job.parent_run_id,
-                       sections=train_cnn.SECTIONS) as tracked:
+        with stage_run(
+            trial_cfg,
+            STAGE,
+            self.inputs,
+            run_name=f"trial {trial.number}",
+            parent_run_id=self.job.parent_run_id,
+            sections=train_cnn.SECTIONS,
+        ) as tracked:
             trial.set_user_attr("mlflow_run_id", tracked.run_id)
-            tracked.set_tags({"optuna.study_name": self.job.study,
-                              "optuna.trial_number": trial.number, "meddx.worker": self.worker,
-                              "meddx.overrides": " ".join(overrides), STATE_TAG: "running"})
+            tracked.set_tags(
+                {
+                    "optuna.study_name": self.job.study,
+                    "optuna.trial_number": trial.number,
+                    "meddx.worker": self.worker,
+                    "meddx.overrides": " ".join(overrides),
+                    STATE_TAG: "running",
+                }
+            )
             try:
                 metrics = train_cnn.train(work_cfg, self.data, self.inputs, tracked, [pruning])
             except BaseException:
@@ -101,8 +119,10 @@ class Objective:
         if pruning.pruned_at is not None:
             raise optuna.TrialPruned(f"{metric} at epoch {pruning.pruned_at}")
         if value is None:
-            raise ConfigError(f"hpo.metric={metric!r} is not a validation metric of training; "
-                              f"known: {sorted(k.removeprefix('best_') for k in metrics)}")
+            raise ConfigError(
+                f"hpo.metric={metric!r} is not a validation metric of training; "
+                f"known: {sorted(k.removeprefix('best_') for k in metrics)}"
+            )
         return float(value)  # NaN: Optuna records the trial as failed and goes on
 
 
@@ -126,8 +146,13 @@ def run_worker(job: Job, worker: int) -> None:
     timeout = None if job.deadline is None else job.deadline - time.time()
     if remaining <= 0 or (timeout is not None and timeout <= 0):
         return
-    study.optimize(Objective(cfg, job, params, data, inputs, worker), n_trials=remaining,
-                   timeout=timeout, catch=(Exception,), callbacks=[stop_when_spent])
+    study.optimize(
+        Objective(cfg, job, params, data, inputs, worker),
+        n_trials=remaining,
+        timeout=timeout,
+        catch=(Exception,),
+        callbacks=[stop_when_spent],
+    )
 
 
 def run_workers(job: Job) -> None:
@@ -136,13 +161,17 @@ def run_workers(job: Job) -> None:
         run_worker(job, 0)
         return
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=run_worker, args=(job, i), name=f"meddx-tune-{i}")
-                 for i in range(job.n_workers)]
+    processes = [
+        context.Process(target=run_worker, args=(job, i), name=f"meddx-tune-{i}")
+        for i in range(job.n_workers)
+    ]
     for process in processes:
         process.start()
     for process in processes:
         process.join()
     failed = {p.name: p.exitcode for p in processes if p.exitcode != 0}
     if failed:
-        raise MeddxError(f"HPO worker process(es) failed: {failed}; the study keeps every "
-                         "finished trial, rerun the stage to continue it")
+        raise MeddxError(
+            f"HPO worker process(es) failed: {failed}; the study keeps every "
+            "finished trial, rerun the stage to continue it"
+        )

@@ -13,9 +13,15 @@ class BasicCNN(nn.Module):
     Returns logits; the softmax lives in the loss and in prediction, where it is numerically safe.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int,
-                 channels: tuple[int, ...] = (32, 64, 128), hidden: int = 512,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        channels: tuple[int, ...] = (32, 64, 128),
+        hidden: int = 512,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         if image_size < 2 ** len(channels):
             raise ValueError(
@@ -24,8 +30,11 @@ class BasicCNN(nn.Module):
         blocks: list[nn.Module] = []
         previous = in_channels
         for width in channels:
-            blocks += [nn.Conv2d(previous, width, 3, padding=1), nn.ReLU(inplace=True),
-                       nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(previous, width, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
             previous = width
         self.features = nn.Sequential(*blocks)
         side = image_size // 2 ** len(channels)
@@ -42,8 +51,11 @@ class BasicCNN(nn.Module):
 
 
 def _conv_bn(inputs: int, outputs: int) -> list[nn.Module]:
-    return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs),
-            nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(inputs, outputs, 3, padding=1, bias=False),
+        nn.BatchNorm2d(outputs),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class ConvNet(nn.Module):
@@ -55,14 +67,18 @@ class ConvNet(nn.Module):
     2-core CPU can afford for a few-minute run.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, image_size: int,
-                 channels: tuple[int, ...] = (32, 64, 128), convs_per_stage: int = 2,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        channels: tuple[int, ...] = (32, 64, 128),
+        convs_per_stage: int = 2,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         if image_size < 2 ** (len(channels) - 1):
-            raise ValueError(
-                f"image_size {image_size} is too small for {len(channels)} stages"
-            )
+            raise ValueError(f"image_size {image_size} is too small for {len(channels)} stages")
         layers: list[nn.Module] = []
         previous = in_channels
         for index, width in enumerate(channels):
@@ -72,8 +88,12 @@ class ConvNet(nn.Module):
                 layers += _conv_bn(previous, width)
                 previous = width
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(previous, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(previous, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

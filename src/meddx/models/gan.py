@@ -63,8 +63,15 @@ class Generator(nn.Module):
     `base_channels`; the last transposed convolution writes the image channels directly.
     """
 
-    def __init__(self, channels: int, num_classes: int, image_size: int, latent_dim: int = 64,
-                 base_channels: int = 32, embed_dim: int = 16) -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        image_size: int,
+        latent_dim: int = 64,
+        base_channels: int = 32,
+        embed_dim: int = 16,
+    ) -> None:
         super().__init__()
         steps, side = upsampling_plan(image_size)
         self.latent_dim = latent_dim
@@ -79,11 +86,15 @@ class Generator(nn.Module):
         )
         blocks: list[nn.Module] = []
         for width_in, width_out in itertools.pairwise(widths):
-            blocks += [nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(width_out), nn.ReLU(inplace=True)]
+            blocks += [
+                nn.ConvTranspose2d(width_in, width_out, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width_out),
+                nn.ReLU(inplace=True),
+            ]
         self.upsample = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(
-            nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh())
+            nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1), nn.Tanh()
+        )
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -108,18 +119,26 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """Image + label -> one unbounded score per image (a logit, or a WGAN critic value)."""
 
-    def __init__(self, channels: int, num_classes: int, image_size: int, base_channels: int = 32,
-                 norm: str = "batch") -> None:
+    def __init__(
+        self,
+        channels: int,
+        num_classes: int,
+        image_size: int,
+        base_channels: int = 32,
+        norm: str = "batch",
+    ) -> None:
         super().__init__()
         steps, side = upsampling_plan(image_size)
         blocks: list[nn.Module] = []
         width_in = channels
         for i in range(steps):
             width_out = base_channels * 2**i
-            blocks += [nn.Conv2d(width_in, width_out, 4, stride=2, padding=1),
-                       # no norm on the first layer, as in DCGAN: it sees the raw pixels
-                       nn.Identity() if i == 0 else _norm(norm, width_out),
-                       nn.LeakyReLU(0.2, inplace=True)]
+            blocks += [
+                nn.Conv2d(width_in, width_out, 4, stride=2, padding=1),
+                # no norm on the first layer, as in DCGAN: it sees the raw pixels
+                nn.Identity() if i == 0 else _norm(norm, width_out),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             width_in = width_out
         self.features = nn.Sequential(*blocks, nn.Flatten())
         features = width_in * side * side
@@ -143,5 +162,8 @@ def dataset_kwargs(facts: dict[str, Any]) -> dict[str, int]:
             f"dataset {facts['name']!r} is multi-label; the class-conditional GAN needs one "
             "label per image (binary, multi-class or ordinal)"
         )
-    return {"channels": int(facts["channels"]), "num_classes": int(facts["num_classes"]),
-            "image_size": int(facts["size"])}
+    return {
+        "channels": int(facts["channels"]),
+        "num_classes": int(facts["num_classes"]),
+        "image_size": int(facts["size"]),
+    }

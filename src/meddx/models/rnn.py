@@ -25,8 +25,9 @@ def _cell(name: str) -> type[nn.LSTM] | type[nn.GRU]:
 class BeatClassifier(nn.Module):
     """Head shared by every encoder: [encoded beat, normalised RR] -> MLP -> logits."""
 
-    def __init__(self, features: int, num_classes: int, n_rr: int, head_hidden: int,
-                 dropout: float) -> None:
+    def __init__(
+        self, features: int, num_classes: int, n_rr: int, head_hidden: int, dropout: float
+    ) -> None:
         super().__init__()
         # RR features arrive in seconds or ratios, on scales unrelated to the encoder's output.
         self.rr_norm = nn.BatchNorm1d(n_rr) if n_rr else None
@@ -55,18 +56,33 @@ class RecurrentBeatNet(BeatClassifier):
     The final hidden state of the last layer (both directions) encodes the beat.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, window: int, n_rr: int,
-                 cell: str = "lstm", hidden: int = 64, layers: int = 1,
-                 bidirectional: bool = False, downsample: int = 4, head_hidden: int = 64,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        window: int,
+        n_rr: int,
+        cell: str = "lstm",
+        hidden: int = 64,
+        layers: int = 1,
+        bidirectional: bool = False,
+        downsample: int = 4,
+        head_hidden: int = 64,
+        dropout: float = 0.2,
+    ) -> None:
         if window < downsample:
             raise ValueError(f"window {window} is shorter than downsample {downsample}")
         directions = 2 if bidirectional else 1
         super().__init__(hidden * directions, num_classes, n_rr, head_hidden, dropout)
         self.pool = nn.AvgPool1d(downsample) if downsample > 1 else nn.Identity()
-        self.rnn = _cell(cell)(in_channels, hidden, num_layers=layers, batch_first=True,
-                               bidirectional=bidirectional,
-                               dropout=dropout if layers > 1 else 0.0)
+        self.rnn = _cell(cell)(
+            in_channels,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
 
     def encode(self, beats: torch.Tensor) -> torch.Tensor:
         _, state = self.rnn(self.pool(beats).transpose(1, 2))
@@ -83,22 +99,37 @@ class ConvAttentionBeatNet(BeatClassifier):
     instead of relying on the last hidden state.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, window: int, n_rr: int,
-                 channels: tuple[int, ...] = (16, 32), kernel: int = 7, cell: str = "gru",
-                 hidden: int = 32, head_hidden: int = 64, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        window: int,
+        n_rr: int,
+        channels: tuple[int, ...] = (16, 32),
+        kernel: int = 7,
+        cell: str = "gru",
+        hidden: int = 32,
+        head_hidden: int = 64,
+        dropout: float = 0.2,
+    ) -> None:
         if window < 2 ** len(channels):
             raise ValueError(f"window {window} is too short for {len(channels)} pooling blocks")
         super().__init__(2 * hidden, num_classes, n_rr, head_hidden, dropout)
         blocks: list[nn.Module] = []
         previous = in_channels
         for width in channels:
-            blocks += [nn.Conv1d(previous, width, kernel, padding=kernel // 2),
-                       nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.MaxPool1d(2)]
+            blocks += [
+                nn.Conv1d(previous, width, kernel, padding=kernel // 2),
+                nn.BatchNorm1d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool1d(2),
+            ]
             previous = width
         self.conv = nn.Sequential(*blocks)
         self.rnn = _cell(cell)(previous, hidden, batch_first=True, bidirectional=True)
-        self.attention = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(),
-                                       nn.Linear(hidden, 1))
+        self.attention = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1)
+        )
 
     def encode(self, beats: torch.Tensor) -> torch.Tensor:
         steps, _ = self.rnn(self.conv(beats).transpose(1, 2))  # (N, T, 2H)

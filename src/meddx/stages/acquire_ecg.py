@@ -43,11 +43,13 @@ def run(cfg: DictConfig, any_lead: bool = False) -> dict[str, Any]:
     with stage_run(cfg, STAGE, run_name=f"{STAGE} {spec.name}", sections=SECTIONS) as tracked:
         checked = 0
         if spec.source == "synthetic":
-            acquired = synthetic_ecg.generate(records, spec.synthetic.beats_per_record, spec.fs,
-                                              spec.synthetic.noise, cfg.seed)
+            acquired = synthetic_ecg.generate(
+                records, spec.synthetic.beats_per_record, spec.fs, spec.synthetic.noise, cfg.seed
+            )
         elif spec.source == "mitbih":
-            source = mitbih.Source(mirror=layout.mirror, cache=layout.cache_dir("mitbih"),
-                                   url=spec.url)
+            source = mitbih.Source(
+                mirror=layout.mirror, cache=layout.cache_dir("mitbih"), url=spec.url
+            )
             acquired, checked = mitbih.acquire(records, source, spec.lead, spec.fs, any_lead)
         else:
             raise ConfigError(

@@ -38,13 +38,18 @@ SOURCES = ("synthetic", "medmnist", "folder")
 def medmnist_subset(spec: DictConfig) -> medmnist.Subset:
     """The registry entry of `spec.name`, checked against what the config claims."""
     subset = medmnist.subset(spec.name)
-    expected = {"task": subset.task, "channels": subset.channels,
-                "class_names": list(subset.class_names)}
+    expected = {
+        "task": subset.task,
+        "channels": subset.channels,
+        "class_names": list(subset.class_names),
+    }
     for key, value in expected.items():
         found = list(spec[key]) if key == "class_names" else spec[key]
         if found != value:
-            raise ConfigError(f"data.image.{key}={found!r} disagrees with the MedMNIST registry "
-                              f"for {subset.name} ({value!r}); use data/image={subset.name}")
+            raise ConfigError(
+                f"data.image.{key}={found!r} disagrees with the MedMNIST registry "
+                f"for {subset.name} ({value!r}); use data/image={subset.name}"
+            )
     return subset
 
 
@@ -55,10 +60,20 @@ def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
     size = int(spec.size)
     name = subset.file_name(size)
     layout = Layout.of(cfg)
-    got = fetch(name, Checksum("md5", subset.checksum(size)), subset.url(size), layout.cache,
-                layout.mirror, subdir="medmnist")
-    return got.path, {"data.file": name, "data.md5": subset.checksum(size),
-                      "data.origin": got.origin, "data.license": subset.license}
+    got = fetch(
+        name,
+        Checksum("md5", subset.checksum(size)),
+        subset.url(size),
+        layout.cache,
+        layout.mirror,
+        subdir="medmnist",
+    )
+    return got.path, {
+        "data.file": name,
+        "data.md5": subset.checksum(size),
+        "data.origin": got.origin,
+        "data.license": subset.license,
+    }
 
 
 def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Path | None]:
@@ -71,7 +86,9 @@ def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Pat
         arrays = synthetic_images.generate(
             num_classes=len(spec.class_names),
             sizes={split: spec.synthetic[split] for split in SPLITS},
-            image_size=spec.size, channels=spec.channels, noise=spec.synthetic.noise,
+            image_size=spec.size,
+            channels=spec.channels,
+            noise=spec.synthetic.noise,
             seed=cfg.seed,
         )
     elif spec.source == "folder":
@@ -90,8 +107,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         medmnist_subset(spec).file_name(int(spec.size))
     with stage_run(cfg, STAGE, run_name=f"{STAGE} {spec.name}", sections=SECTIONS) as tracked:
         arrays, facts, source = acquire(cfg)
-        known = check_image_splits(arrays, len(spec.class_names), spec.task, spec.channels,
-                                   tolerated_duplicates(spec.source, spec.name, spec.size))
+        known = check_image_splits(
+            arrays,
+            len(spec.class_names),
+            spec.task,
+            spec.channels,
+            tolerated_duplicates(spec.source, spec.name, spec.size),
+        )
         if source is None:
             save_npz(layout.raw_images, arrays)
         else:  # byte for byte: the raw file keeps its official MD5
@@ -102,6 +124,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if known:
             tracked.log_text("\n".join(known) + "\n", "known_duplicates.txt")
         counts = {f"n_{split}": splits[split]["n"] for split in SPLITS}
-        tracked.log_metrics({**counts, **{f"{split}.{key}": value for split, row in splits.items()
-                                          for key, value in row.items() if key != "n"}})
+        tracked.log_metrics(
+            {
+                **counts,
+                **{
+                    f"{split}.{key}": value
+                    for split, row in splits.items()
+                    for key, value in row.items()
+                    if key != "n"
+                },
+            }
+        )
     return {**counts, "splits": splits, "known_duplicates": known, **facts}

@@ -39,15 +39,23 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     task, names = info["task"], info["class_names"]
     arrays = load_npz(images, keys=("test_images", "test_labels"))
     title = f"{STAGE} {MODEL} on {dataset}"
-    with stage_run(cfg, STAGE, inputs=[model_path, images], run_name=title,
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=[model_path, images], run_name=title, sections=SECTIONS
+    ) as tracked:
         x, y_true = arrays["test_images"], arrays["test_labels"]
         scores = probabilities(net, (x,), task)
         evaluation = classifier.score(task, names, y_true, scores, cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
         classifier.write_plots(evaluation, plots)
-        classifier.explain(net, x, evaluation, task, cfg.evaluate.gradcam.per_class, cfg.seed,
-                           plots / "gradcam.png")
+        classifier.explain(
+            net,
+            x,
+            evaluation,
+            task,
+            cfg.evaluate.gradcam.per_class,
+            cfg.seed,
+            plots / "gradcam.png",
+        )
         result = evaluation.metrics
         write_json(layout.metrics(STAGE), result)
         classifier.log(tracked, result, layout.metrics(STAGE), plots, title)
@@ -55,7 +63,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             from meddx.evaluation.registry import register
 
             val_auc = float(info.get("best", {}).get("best_val_auc", float("nan")))
-            register(tracked, net, np.ascontiguousarray(x[:2], dtype=np.float32),
-                     f"meddx-{MODEL}-{dataset}", val_auc,
-                     {"dataset": dataset, "test_auc": f"{result['test_auc']:.4f}"})
+            register(
+                tracked,
+                net,
+                np.ascontiguousarray(x[:2], dtype=np.float32),
+                f"meddx-{MODEL}-{dataset}",
+                val_auc,
+                {"dataset": dataset, "test_auc": f"{result['test_auc']:.4f}"},
+            )
     return result

@@ -60,25 +60,42 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
 
 
-def _test_scores(model_path: Path, test: tuple[np.ndarray, np.ndarray],
-                 task: str) -> dict[str, float]:
+def _test_scores(
+    model_path: Path, test: tuple[np.ndarray, np.ndarray], task: str
+) -> dict[str, float]:
     net, _ = export.load(model_path)
     return metrics.summary(task, test[1], probabilities(net, (test[0],), task))
 
 
-def _train_on(cfg: DictConfig, role: str, data: ClassifierData, inputs: list[Path],
-              parent: StageRun) -> Path:
+def _train_on(
+    cfg: DictConfig, role: str, data: ClassifierData, inputs: list[Path], parent: StageRun
+) -> Path:
     """One CNN through the shared training path, in a nested MLflow run; its model path."""
     model_name = f"gan_eval/{role}"
-    with stage_run(cfg, f"{STAGE}.{role}", inputs=inputs, run_name=f"{STAGE} {role} cnn",
-                   parent_run_id=parent.run_id, sections=("seed", "cnn", "trainer")) as child:
-        train_classifier(cfg, f"{STAGE}/{role}", model_name, cfg.cnn, data, inputs, child,
-                         augment=BatchAugment(**cfg.data.image.augment))
+    with stage_run(
+        cfg,
+        f"{STAGE}.{role}",
+        inputs=inputs,
+        run_name=f"{STAGE} {role} cnn",
+        parent_run_id=parent.run_id,
+        sections=("seed", "cnn", "trainer"),
+    ) as child:
+        train_classifier(
+            cfg,
+            f"{STAGE}/{role}",
+            model_name,
+            cfg.cnn,
+            data,
+            inputs,
+            child,
+            augment=BatchAugment(**cfg.data.image.augment),
+        )
     return Layout.of(cfg).model_dir(model_name) / "model.pt"
 
 
-def nearest_pairs_grid(generated: np.ndarray, train: np.ndarray, distances: np.ndarray,
-                       index: np.ndarray, n: int = 8) -> np.ndarray:
+def nearest_pairs_grid(
+    generated: np.ndarray, train: np.ndarray, distances: np.ndarray, index: np.ndarray, n: int = 8
+) -> np.ndarray:
     """Top row: the n generated images closest to a training image; bottom row: those images."""
     order = np.argsort(distances)[:n]
     return image_grid(np.concatenate([generated[order], train[index[order]]]), rows=2)
@@ -95,24 +112,42 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     real = load_npz(images)
     stored = load_npz(synthetic_path)
     check_image_splits(stored, facts["num_classes"], task, facts["channels"])
-    synth = {split: (stored_to_processed(stored[f"{split}_images"], norm),
-                     stored[f"{split}_labels"].reshape(-1).astype(np.int64))
-             for split in ("train", "val")}
+    synth = {
+        split: (
+            stored_to_processed(stored[f"{split}_images"], norm),
+            stored[f"{split}_labels"].reshape(-1).astype(np.int64),
+        )
+        for split in ("train", "val")
+    }
     test = (real["test_images"], real["test_labels"])
-    net_kwargs = {"in_channels": facts["channels"], "num_classes": facts["num_classes"],
-                  "image_size": facts["size"]}
+    net_kwargs = {
+        "in_channels": facts["channels"],
+        "num_classes": facts["num_classes"],
+        "image_size": facts["size"],
+    }
     datasets = {
-        "tstr": ClassifierData(train=synth["train"], val=synth["val"], task=task,
-                               class_names=facts["class_names"], net_kwargs=net_kwargs),
+        "tstr": ClassifierData(
+            train=synth["train"],
+            val=synth["val"],
+            task=task,
+            class_names=facts["class_names"],
+            net_kwargs=net_kwargs,
+        ),
         "augmented": ClassifierData(
-            train=(np.concatenate([real["train_images"], synth["train"][0]]),
-                   np.concatenate([real["train_labels"], synth["train"][1]])),
-            val=(real["val_images"], real["val_labels"]), task=task,
-            class_names=facts["class_names"], net_kwargs=net_kwargs),
+            train=(
+                np.concatenate([real["train_images"], synth["train"][0]]),
+                np.concatenate([real["train_labels"], synth["train"][1]]),
+            ),
+            val=(real["val_images"], real["val_labels"]),
+            task=task,
+            class_names=facts["class_names"],
+            net_kwargs=net_kwargs,
+        ),
     }
     inputs = [images, meta_path, synthetic_path, cnn_path]
-    with stage_run(cfg, STAGE, inputs=inputs, run_name=f"{STAGE} on {facts['name']}",
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=inputs, run_name=f"{STAGE} on {facts['name']}", sections=SECTIONS
+    ) as tracked:
         scores = {"real": _test_scores(cnn_path, test, task)}
         for role in ROLES:
             model = _train_on(cfg, role, datasets[role], inputs[:3], tracked)
@@ -123,32 +158,46 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         n = spec.max_samples
         real_train = _subsample(real["train_images"], n, cfg.seed)
         features_real = penultimate_features(cnn, real_train)
-        features_gen = penultimate_features(cnn, _subsample(synth["train"][0], len(real_train),
-                                                            cfg.seed))
+        features_gen = penultimate_features(
+            cnn, _subsample(synth["train"][0], len(real_train), cfg.seed)
+        )
         features_test = penultimate_features(cnn, _subsample(real["test_images"], n, cfg.seed))
         precision, recall = precision_recall(features_real, features_gen, spec.k)
 
         train_unit = processed_to_unit(real["train_images"], norm)
         gen_unit = processed_to_unit(synth["train"][0], norm)
-        copies = memorisation(train_unit, gen_unit, processed_to_unit(real["val_images"], norm),
-                              ratio=spec.near_copy_ratio, tolerance=spec.near_copy_tolerance)
+        copies = memorisation(
+            train_unit,
+            gen_unit,
+            processed_to_unit(real["val_images"], norm),
+            ratio=spec.near_copy_ratio,
+            tolerance=spec.near_copy_tolerance,
+        )
         result: dict[str, Any] = {
-            "real_acc": scores["real"]["acc"], "real_auc": scores["real"]["auc"],
-            "tstr_acc": scores["tstr"]["acc"], "tstr_auc": scores["tstr"]["auc"],
+            "real_acc": scores["real"]["acc"],
+            "real_auc": scores["real"]["auc"],
+            "tstr_acc": scores["tstr"]["acc"],
+            "tstr_auc": scores["tstr"]["auc"],
             "tstr_gap_acc": scores["real"]["acc"] - scores["tstr"]["acc"],
-            "aug_acc": scores["augmented"]["acc"], "aug_auc": scores["augmented"]["auc"],
+            "aug_acc": scores["augmented"]["acc"],
+            "aug_auc": scores["augmented"]["auc"],
             "aug_delta_auc": scores["augmented"]["auc"] - scores["real"]["auc"],
             "fd": frechet_distance(features_real, features_gen),
             "fd_real_test": frechet_distance(features_real, features_test),
-            "precision": precision, "recall": recall,
-            "near_copy_share": copies.share, "near_copy_reference_share": copies.reference_share,
-            "near_copy_limit": copies.limit, "near_copy_threshold": copies.threshold,
+            "precision": precision,
+            "recall": recall,
+            "near_copy_share": copies.share,
+            "near_copy_reference_share": copies.reference_share,
+            "near_copy_limit": copies.limit,
+            "near_copy_threshold": copies.threshold,
             "real_nn_distance_median": copies.typical_distance,
             "memorisation_passed": copies.passed,
         }
         plots = layout.plots(STAGE)
-        save_png(plots / "nearest_copies.png",
-                 nearest_pairs_grid(gen_unit, train_unit, copies.distances, copies.nearest_index))
+        save_png(
+            plots / "nearest_copies.png",
+            nearest_pairs_grid(gen_unit, train_unit, copies.distances, copies.nearest_index),
+        )
         write_json(layout.metrics(STAGE), result)
         tracked.log_metrics({k: float(v) for k, v in result.items()})
         tracked.log_artifact(layout.metrics(STAGE), "metrics")

@@ -35,13 +35,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     net, info = export.load(model_path)
     names = list(info["class_names"])
     arrays = load_beats(ecg, ("test",))
-    seen = {split: np.asarray(recs, dtype=np.int64)
-            for split, recs in info.get("records", {}).items()}
-    check_records_disjoint({**seen, "test": arrays["test_records"]}, model_path,
-                           fix="retrain it with `dvc repro train_rnn` on the current ecg.npz")
+    seen = {
+        split: np.asarray(recs, dtype=np.int64) for split, recs in info.get("records", {}).items()
+    }
+    check_records_disjoint(
+        {**seen, "test": arrays["test_records"]},
+        model_path,
+        fix="retrain it with `dvc repro train_rnn` on the current ecg.npz",
+    )
     title = f"{STAGE} {MODEL}"
-    with stage_run(cfg, STAGE, inputs=[model_path, ecg], run_name=title,
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=[model_path, ecg], run_name=title, sections=SECTIONS
+    ) as tracked:
         y_true = arrays["test_labels"]
         scores = probabilities(net, (arrays["test_beats"], arrays["test_rr"]), info["task"])
         evaluation = classifier.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)

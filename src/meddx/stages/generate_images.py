@@ -32,21 +32,27 @@ def class_counts(per_class: int | None, facts: dict[str, Any]) -> dict[str, list
     """Images per class for each split: the real dataset's counts, or N (train) and N//4."""
     names = facts["class_names"]
     if per_class is None:
-        return {split: [int(facts["splits"][split][f"class_{name}"]) for name in names]
-                for split in SPLITS}
+        return {
+            split: [int(facts["splits"][split][f"class_{name}"]) for name in names]
+            for split in SPLITS
+        }
     if per_class < 1:
         raise ConfigError(f"gan.generate.per_class must be >= 1 or null, got {per_class}")
     small = max(1, per_class // 4)
-    return {"train": [per_class] * len(names), "val": [small] * len(names),
-            "test": [small] * len(names)}
+    return {
+        "train": [per_class] * len(names),
+        "val": [small] * len(names),
+        "test": [small] * len(names),
+    }
 
 
 def generate(net: Generator, counts: dict[str, list[int]], seed: int) -> dict[str, np.ndarray]:
     """Stored-layout arrays with exactly `counts[split][c]` images of class c."""
     arrays: dict[str, np.ndarray] = {}
     for offset, split in enumerate(SPLITS):
-        labels = torch.repeat_interleave(torch.arange(len(counts[split])),
-                                         torch.tensor(counts[split]))
+        labels = torch.repeat_interleave(
+            torch.arange(len(counts[split])), torch.tensor(counts[split])
+        )
         images = net.sample(labels, seed=seed * 1000 + offset)
         arrays[f"{split}_images"] = unit_to_stored(((images + 1) / 2).numpy())
         arrays[f"{split}_labels"] = labels.numpy().astype(np.uint8).reshape(-1, 1)
@@ -66,9 +72,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             f"{facts['class_names']}; rerun `dvc repro train_gan`"
         )
     counts = class_counts(cfg.gan.generate.per_class, facts)
-    with stage_run(cfg, STAGE, inputs=[model_path, meta_path],
-                   run_name=f"{STAGE} {info['gan']} on {facts['name']}",
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg,
+        STAGE,
+        inputs=[model_path, meta_path],
+        run_name=f"{STAGE} {info['gan']} on {facts['name']}",
+        sections=SECTIONS,
+    ) as tracked:
         arrays = generate(net, counts, cfg.seed)
         check_image_splits(arrays, len(facts["class_names"]), facts["task"], facts["channels"])
         save_npz(layout.synthetic_images, arrays)

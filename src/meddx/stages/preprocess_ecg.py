@@ -38,8 +38,9 @@ def _stack(beats: list[RecordBeats], numbers: list[int]) -> dict[str, np.ndarray
     }
 
 
-def split_beats(per_record: dict[int, RecordBeats], spec: DictConfig,
-                seed: int) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:
+def split_beats(
+    per_record: dict[int, RecordBeats], spec: DictConfig, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:
     """The `{split}_{beats,rr,labels,records}` arrays and the records of each split."""
     num_classes = len(spec.class_names)
     if spec.split == "inter-patient":
@@ -54,8 +55,11 @@ def split_beats(per_record: dict[int, RecordBeats], spec: DictConfig,
         numbers = sorted(per_record)
         pooled = _stack([per_record[r] for r in numbers], numbers)
         indices = intra_patient(pooled["labels"], spec.intra_fractions, seed)
-        arrays = {f"{split}_{kind}": value[indices[split]]
-                  for split in SPLITS for kind, value in pooled.items()}
+        arrays = {
+            f"{split}_{kind}": value[indices[split]]
+            for split in SPLITS
+            for kind, value in pooled.items()
+        }
         return arrays, {s: sorted(set(arrays[f"{s}_records"].tolist())) for s in SPLITS}
     raise ConfigError(
         f"data.ecg.split={spec.split!r} is not known; known: ['inter-patient', 'intra-patient']"
@@ -64,11 +68,15 @@ def split_beats(per_record: dict[int, RecordBeats], spec: DictConfig,
 
 def report(stats: dict[str, dict[str, int]], records: dict[str, list[int]], mode: str) -> str:
     names = [key for key in next(iter(stats.values())) if key != "n"]
-    lines = [f"ECG beats per split ({mode}):",
-             f"{'split':<6}{'records':>8}{'n':>8}" + "".join(f"{k[6:]:>8}" for k in names)]
+    lines = [
+        f"ECG beats per split ({mode}):",
+        f"{'split':<6}{'records':>8}{'n':>8}" + "".join(f"{k[6:]:>8}" for k in names),
+    ]
     for split, row in stats.items():
-        lines.append(f"{split:<6}{len(records[split]):>8}{row['n']:>8}"
-                     + "".join(f"{row[k]:>8}" for k in names))
+        lines.append(
+            f"{split:<6}{len(records[split]):>8}{row['n']:>8}"
+            + "".join(f"{row[k]:>8}" for k in names)
+        )
     return "\n".join(lines)
 
 
@@ -76,18 +84,27 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     spec = cfg.data.ecg
     if list(spec.class_names) != list(AAMI_CLASSES):
-        raise ConfigError(f"data.ecg.class_names={list(spec.class_names)} must be the AAMI "
-                          f"classes {list(AAMI_CLASSES)} in this order")
+        raise ConfigError(
+            f"data.ecg.class_names={list(spec.class_names)} must be the AAMI "
+            f"classes {list(AAMI_CLASSES)} in this order"
+        )
     source = require(layout.raw_ecg, layout.root)
-    with stage_run(cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}",
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}", sections=SECTIONS
+    ) as tracked:
         records, fs, lead = load_records(source)
         if not records:
             raise DataError(f"{source} holds no record; rerun `dvc repro acquire_ecg`")
         window = (int(spec.window[0]), int(spec.window[1]))
         per_record = {
-            r.number: record_beats(filter_signal(r.millivolts(), fs, spec.filter), r.ann_sample,
-                                   r.ann_symbol, fs, window, spec.rr_local)
+            r.number: record_beats(
+                filter_signal(r.millivolts(), fs, spec.filter),
+                r.ann_sample,
+                r.ann_symbol,
+                fs,
+                window,
+                spec.rr_local,
+            )
             for r in records
         }
         arrays, assignment = split_beats(per_record, spec, cfg.seed)
@@ -95,21 +112,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         save_npz(layout.processed_ecg, arrays, compress=False)
         stats = split_counts(arrays, "multi-class", list(spec.class_names))
         used = {r for numbers in assignment.values() for r in numbers}
-        write_json(layout.processed_ecg_meta, {
-            "name": spec.name,
-            "class_names": list(spec.class_names),
-            "fs": fs,
-            "lead": lead,
-            "window": list(window),
-            "rr_features": list(RR_FEATURES),
-            "split": spec.split,
-            "splits": stats,
-            "records": assignment,
-        })
+        write_json(
+            layout.processed_ecg_meta,
+            {
+                "name": spec.name,
+                "class_names": list(spec.class_names),
+                "fs": fs,
+                "lead": lead,
+                "window": list(window),
+                "rr_features": list(RR_FEATURES),
+                "split": spec.split,
+                "splits": stats,
+                "records": assignment,
+            },
+        )
         metrics = {
             **stats,
-            "beats_dropped": int(sum(b.annotated - len(b.labels)
-                                     for r, b in per_record.items() if r in used)),
+            "beats_dropped": int(
+                sum(b.annotated - len(b.labels) for r, b in per_record.items() if r in used)
+            ),
         }
         write_json(layout.metrics(STAGE), metrics)
         print(report(stats, assignment, spec.split), flush=True)

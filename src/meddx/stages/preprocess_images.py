@@ -42,8 +42,9 @@ def channel_first(images: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def scale_intensity(splits: dict[str, np.ndarray], mode: str
-                    ) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+def scale_intensity(
+    splits: dict[str, np.ndarray], mode: str
+) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
     if mode == "unit":
         return splits, {"mean": [0.0], "std": [1.0]}
     if mode == "symmetric":
@@ -67,12 +68,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     spec = cfg.data.image
     source = require(layout.raw_images, layout.root)
-    with stage_run(cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}",
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}", sections=SECTIONS
+    ) as tracked:
         raw = load_npz(source)
         num_classes = len(spec.class_names)
-        check_image_splits(raw, num_classes, spec.task, spec.channels,
-                           tolerated_duplicates(spec.source, spec.name, spec.size))
+        check_image_splits(
+            raw,
+            num_classes,
+            spec.task,
+            spec.channels,
+            tolerated_duplicates(spec.source, spec.name, spec.size),
+        )
         unit = {s: channel_first(raw[f"{s}_images"]) for s in SPLITS}
         pixels = {s: pixel_stats(unit[s]) for s in SPLITS}  # in [0, 1], before scaling
         images, norm = scale_intensity(unit, spec.intensity)
@@ -83,8 +90,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         save_npz(layout.processed_images, out, compress=False)
         stats: dict[str, Any] = split_counts(raw, spec.task, list(spec.class_names))
         for split in SPLITS:
-            stats[split].update({"pixel_mean": float(np.mean(pixels[split]["mean"])),
-                                 "pixel_std": float(np.mean(pixels[split]["std"]))})
+            stats[split].update(
+                {
+                    "pixel_mean": float(np.mean(pixels[split]["mean"])),
+                    "pixel_std": float(np.mean(pixels[split]["std"])),
+                }
+            )
         facts: dict[str, Any] = {
             "name": spec.name,
             "task": spec.task,
@@ -99,10 +110,17 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         write_json(layout.processed_images_meta, facts)
         write_json(layout.metrics(STAGE), stats)
         grids = layout.plots(STAGE) / "samples"
-        write_class_grids(raw["train_images"], raw["train_labels"], spec.task,
-                          list(spec.class_names), grids, seed=cfg.seed)
-        tracked.log_metrics({f"{split}.{key}": value for split, row in stats.items()
-                             for key, value in row.items()})
+        write_class_grids(
+            raw["train_images"],
+            raw["train_labels"],
+            spec.task,
+            list(spec.class_names),
+            grids,
+            seed=cfg.seed,
+        )
+        tracked.log_metrics(
+            {f"{split}.{key}": value for split, row in stats.items() for key, value in row.items()}
+        )
         tracked.log_artifact(layout.processed_images_meta)
         tracked.log_artifact(grids, "samples")
     return stats

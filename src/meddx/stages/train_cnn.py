@@ -37,17 +37,34 @@ def load_data(cfg: DictConfig) -> tuple[ClassifierData, list[Path], dict[str, An
         val=(arrays["val_images"], arrays["val_labels"]),
         task=facts["task"],
         class_names=facts["class_names"],
-        net_kwargs={"in_channels": facts["channels"], "num_classes": facts["num_classes"],
-                    "image_size": facts["size"]},
+        net_kwargs={
+            "in_channels": facts["channels"],
+            "num_classes": facts["num_classes"],
+            "image_size": facts["size"],
+        },
     )
     return data, [images, meta_path], facts
 
 
-def train(cfg: DictConfig, data: ClassifierData, inputs: list[Path], run: StageRun,
-          extra_callbacks: list[Callback] | None = None) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    data: ClassifierData,
+    inputs: list[Path],
+    run: StageRun,
+    extra_callbacks: list[Callback] | None = None,
+) -> dict[str, Any]:
     augment = BatchAugment(**cfg.data.image.augment)
-    return train_classifier(cfg, STAGE, "cnn", cfg.cnn, data, inputs, run, augment=augment,
-                            extra_callbacks=extra_callbacks)
+    return train_classifier(
+        cfg,
+        STAGE,
+        "cnn",
+        cfg.cnn,
+        data,
+        inputs,
+        run,
+        augment=augment,
+        extra_callbacks=extra_callbacks,
+    )
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -56,8 +73,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data, inputs, facts = load_data(cfg)
     run_name = f"{STAGE} {cfg.cnn.name} on {facts['name']}"
     provenance = [*inputs, best] if best.is_file() else inputs
-    with stage_run(cfg, STAGE, inputs=provenance, run_name=run_name,
-                   sections=SECTIONS) as tracked:
+    with stage_run(cfg, STAGE, inputs=provenance, run_name=run_name, sections=SECTIONS) as tracked:
         if tuned:
             tracked.set_tags({"meddx.tuned_overrides": " ".join(tuned)})
         return train(cfg, data, inputs, tracked)

@@ -76,14 +76,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         seed=cfg.seed,
     )
     sampler = batches.EpochBatchSampler(len(real), gan.batch_size, shuffle=True, seed=cfg.seed)
-    training = {k: v for k, v in OmegaConf.to_container(gan, resolve=True).items()
-                if k not in NOT_TRAINING}
+    training = {
+        k: v for k, v in OmegaConf.to_container(gan, resolve=True).items() if k not in NOT_TRAINING
+    }
     key = run_key(cfg.seed, training, cfg.trainer, [path_digest(p) for p in (images, meta_path)])
     resume_dir = layout.resume_dir(STAGE, key)
     plots = layout.plots(STAGE)
     run_name = f"{STAGE} {gan.name} on {facts['name']}"
-    with stage_run(cfg, STAGE, inputs=[images, meta_path], run_name=run_name,
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=[images, meta_path], run_name=run_name, sections=SECTIONS
+    ) as tracked:
         result = fit(
             module,
             batches.loader((torch.from_numpy(real), torch.from_numpy(labels)), sampler),
@@ -99,13 +101,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         state = torch.load(result.best_path, map_location="cpu", weights_only=False)
         module.load_state_dict(state["state_dict"])
         last = result.history[-1] if result.history else {}
-        metrics: dict[str, Any] = {f"final_{k}": v for k, v in last.items()
-                                   if k not in ("epoch", "lr")}
+        metrics: dict[str, Any] = {
+            f"final_{k}": v for k, v in last.items() if k not in ("epoch", "lr")
+        }
         metrics |= {"epochs": result.epochs_run, "wall_s": time.perf_counter() - started}
         model_path = generator_path(layout)
-        export.save(model_path, module.generator, gan.generator, sizes,
-                    info={"gan": gan.name, "task": facts["task"], "dataset": facts["name"],
-                          "class_names": facts["class_names"], "epochs": result.epochs_run})
+        export.save(
+            model_path,
+            module.generator,
+            gan.generator,
+            sizes,
+            info={
+                "gan": gan.name,
+                "task": facts["task"],
+                "dataset": facts["name"],
+                "class_names": facts["class_names"],
+                "epochs": result.epochs_run,
+            },
+        )
         write_json(layout.metrics(STAGE), metrics)
         write_text(plots / "history.csv", history_csv(result.history))
         tracked.log_metrics(metrics)

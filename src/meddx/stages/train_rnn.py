@@ -29,19 +29,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta_path = require(layout.processed_ecg_meta, layout.root)
     facts = json.loads(meta_path.read_text())
     arrays = load_beats(ecg, ("train", "val"))
-    train, val = ((arrays[f"{s}_beats"], arrays[f"{s}_rr"], arrays[f"{s}_labels"])
-                  for s in ("train", "val"))
+    train, val = (
+        (arrays[f"{s}_beats"], arrays[f"{s}_rr"], arrays[f"{s}_labels"]) for s in ("train", "val")
+    )
     beats, rr = train[0], train[1]
     data = ClassifierData(
         train=train,
         val=val,
         task="multi-class",
         class_names=list(facts["class_names"]),
-        net_kwargs={"in_channels": beats.shape[1], "num_classes": len(facts["class_names"]),
-                    "window": beats.shape[2], "n_rr": rr.shape[1]},
+        net_kwargs={
+            "in_channels": beats.shape[1],
+            "num_classes": len(facts["class_names"]),
+            "window": beats.shape[2],
+            "n_rr": rr.shape[1],
+        },
         info={"records": {s: np.unique(arrays[f"{s}_records"]).tolist() for s in ("train", "val")}},
     )
     run_name = f"{STAGE} {cfg.rnn.name} on {facts['name']}"
-    with stage_run(cfg, STAGE, inputs=[ecg, meta_path], run_name=run_name,
-                   sections=SECTIONS) as tracked:
+    with stage_run(
+        cfg, STAGE, inputs=[ecg, meta_path], run_name=run_name, sections=SECTIONS
+    ) as tracked:
         return train_classifier(cfg, STAGE, "rnn", cfg.rnn, data, [ecg, meta_path], tracked)

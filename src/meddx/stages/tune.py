@@ -62,10 +62,12 @@ def _counts(study: optuna.Study) -> dict[str, int]:
 
     trials = study.get_trials(deepcopy=False)
     count = {s: sum(t.state == s for t in trials) for s in TrialState}
-    return {"n_trials": count[TrialState.COMPLETE] + count[TrialState.PRUNED]
-            + count[TrialState.FAIL],
-            "n_complete": count[TrialState.COMPLETE], "n_pruned": count[TrialState.PRUNED],
-            "n_failed": count[TrialState.FAIL]}
+    return {
+        "n_trials": count[TrialState.COMPLETE] + count[TrialState.PRUNED] + count[TrialState.FAIL],
+        "n_complete": count[TrialState.COMPLETE],
+        "n_pruned": count[TrialState.PRUNED],
+        "n_failed": count[TrialState.FAIL],
+    }
 
 
 def _tag_best(study: optuna.Study, tracked: StageRun, best: optuna.trial.FrozenTrial) -> str:
@@ -84,8 +86,9 @@ def _close_orphans(orphans: list[optuna.trial.FrozenTrial], tracked: StageRun) -
     for trial in orphans:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
-            StageRun(tracked.client, run_id).set_tags({STATE_TAG: "failed",
-                                                       "meddx.error": "killed (orphaned trial)"})
+            StageRun(tracked.client, run_id).set_tags(
+                {STATE_TAG: "failed", "meddx.error": "killed (orphaned trial)"}
+            )
             tracked.client.set_terminated(run_id, status="KILLED")
 
 
@@ -102,31 +105,53 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from meddx.hpo.report import save_plots, trials_csv
     from meddx.provenance import path_digest
 
-    inputs = [require(layout.processed_images, layout.root),
-              require(layout.processed_images_meta, layout.root)]
+    inputs = [
+        require(layout.processed_images, layout.root),
+        require(layout.processed_images_meta, layout.root),
+    ]
     url = storage_url(cfg)
     name = study_name(cfg, [path_digest(p) for p in inputs])
     study = create_study(cfg, url, name)
     orphans = fail_orphans(study) if is_local(url) else []
     shutil.rmtree(layout.scratch(STAGE), ignore_errors=True)  # what killed trials left behind
     with stage_run(cfg, STAGE, inputs, run_name=f"{STAGE} {name}", sections=SECTIONS) as tracked:
-        tracked.set_tags({"optuna.study_name": name, "optuna.storage": redacted(url),
-                          "meddx.resumed_trials": len(study.trials) - len(orphans)})
+        tracked.set_tags(
+            {
+                "optuna.study_name": name,
+                "optuna.storage": redacted(url),
+                "meddx.resumed_trials": len(study.trials) - len(orphans),
+            }
+        )
         _close_orphans(orphans, tracked)
         deadline = None if hpo.timeout is None else time.time() + float(hpo.timeout)
-        run_workers(Job(cfg_yaml=OmegaConf.to_yaml(cfg), conf_dir=str(conf_dir), storage=url,
-                        study=name, parent_run_id=tracked.run_id, n_workers=hpo.n_workers,
-                        deadline=deadline))
+        run_workers(
+            Job(
+                cfg_yaml=OmegaConf.to_yaml(cfg),
+                conf_dir=str(conf_dir),
+                storage=url,
+                study=name,
+                parent_run_id=tracked.run_id,
+                n_workers=hpo.n_workers,
+                deadline=deadline,
+            )
+        )
         counts = _counts(study)
         tracked.log_metrics(counts)
         if not counts["n_complete"]:
-            raise MeddxError(f"No trial of study '{name}' completed ({counts}); the failed "
-                             f"trials' errors are on their MLflow runs (tag meddx.error)")
+            raise MeddxError(
+                f"No trial of study '{name}' completed ({counts}); the failed "
+                f"trials' errors are on their MLflow runs (tag meddx.error)"
+            )
         best = study.best_trial
         overrides = to_overrides(params, best.params)
         best_run = _tag_best(study, tracked, best)
-        tracked.set_tags({"optuna.best_trial": best.number, "meddx.best_run_id": best_run,
-                          "meddx.best_overrides": " ".join(overrides)})
+        tracked.set_tags(
+            {
+                "optuna.best_trial": best.number,
+                "meddx.best_run_id": best_run,
+                "meddx.best_overrides": " ".join(overrides),
+            }
+        )
         plots_dir = layout.scratch(STAGE) / f"{name}-plots"
         skipped = save_plots(study, plots_dir)
         if skipped:
@@ -134,11 +159,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         tracked.log_artifact(plots_dir, "optuna")
         shutil.rmtree(plots_dir, ignore_errors=True)
         tracked.log_text(trials_csv(study), "optuna/trials.csv")
-        metrics = {"best_value": float(best.value), "best_trial": best.number, **counts,
-                   "wall_s": round(time.perf_counter() - started, 3)}
-        write_best(layout.best_overrides, overrides, study=name, metric=str(hpo.metric),
-                   direction=str(hpo.direction), best_value=float(best.value),
-                   best_trial=best.number)
+        metrics = {
+            "best_value": float(best.value),
+            "best_trial": best.number,
+            **counts,
+            "wall_s": round(time.perf_counter() - started, 3),
+        }
+        write_best(
+            layout.best_overrides,
+            overrides,
+            study=name,
+            metric=str(hpo.metric),
+            direction=str(hpo.direction),
+            best_value=float(best.value),
+            best_trial=best.number,
+        )
         write_json(layout.metrics(STAGE), metrics)
         tracked.log_metrics({"best_value": metrics["best_value"]})
         tracked.log_artifact(layout.best_overrides, "best")

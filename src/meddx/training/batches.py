@@ -35,8 +35,15 @@ class TensorBatches(Dataset):
 class EpochBatchSampler(Sampler[list[int]]):
     """Batches of indices, reshuffled per epoch from (seed, epoch) alone."""
 
-    def __init__(self, weights_or_size: int | torch.Tensor, batch_size: int, shuffle: bool,
-                 seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self,
+        weights_or_size: int | torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         """`weights_or_size`: a dataset length, or per-sample weights for balanced sampling
         (drawn with replacement, as many as there are samples)."""
         self.weights = weights_or_size if isinstance(weights_or_size, torch.Tensor) else None

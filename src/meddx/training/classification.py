@@ -43,7 +43,9 @@ def history_csv(history: list[dict[str, float]]) -> str:
     keys = sorted({k for row in history for k in row if k != "epoch"})
     lines = [",".join(["epoch", *keys])]
     for row in history:
-        lines.append(",".join([str(int(row["epoch"]))] + [f"{row.get(k, float('nan')):.6g}" for k in keys]))
+        lines.append(
+            ",".join([str(int(row["epoch"]))] + [f"{row.get(k, float('nan')):.6g}" for k in keys])
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -71,17 +73,26 @@ def train_classifier(
         scheduler=instantiate(model_cfg.scheduler) if model_cfg.scheduler else None,
         scheduler_interval=model_cfg.get("scheduler_interval", "epoch"),
         augment=augment,
-        loss=imbalance.build_loss(data.task, model_cfg.get("loss"), train_labels, num_classes,
-                                  label_smoothing=model_cfg.get("label_smoothing", 0.0)),
+        loss=imbalance.build_loss(
+            data.task,
+            model_cfg.get("loss"),
+            train_labels,
+            num_classes,
+            label_smoothing=model_cfg.get("label_smoothing", 0.0),
+        ),
         channels_last=bool(cfg.trainer.get("channels_last", False)),
     )
     # Oversampling reweights the training split only; validation keeps its true distribution.
-    draw = imbalance.sample_weights(data.task, train_labels, num_classes,
-                                    model_cfg.get("sampling"))
-    train_sampler = batches.EpochBatchSampler(len(data.train[0]) if draw is None else draw,
-                                              model_cfg.batch_size, shuffle=True, seed=cfg.seed)
-    val_sampler = batches.EpochBatchSampler(len(data.val[0]), model_cfg.eval_batch_size,
-                                            shuffle=False, seed=cfg.seed)
+    draw = imbalance.sample_weights(data.task, train_labels, num_classes, model_cfg.get("sampling"))
+    train_sampler = batches.EpochBatchSampler(
+        len(data.train[0]) if draw is None else draw,
+        model_cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+    )
+    val_sampler = batches.EpochBatchSampler(
+        len(data.val[0]), model_cfg.eval_batch_size, shuffle=False, seed=cfg.seed
+    )
     key = run_key(cfg.seed, model_cfg, cfg.trainer, [path_digest(p) for p in inputs])
     resume_dir = layout.resume_dir(stage, key)
     result = fit(
@@ -106,13 +117,24 @@ def train_classifier(
         key=lambda row: row[model_cfg.monitor],
         default={},
     )
-    metrics = {
-        f"best_{k}": v for k, v in best_row.items() if k.startswith("val_")
-    } | {"best_epoch": int(best_row.get("epoch", -1)), "epochs": result.epochs_run}
+    metrics = {f"best_{k}": v for k, v in best_row.items() if k.startswith("val_")} | {
+        "best_epoch": int(best_row.get("epoch", -1)),
+        "epochs": result.epochs_run,
+    }
     model_path = layout.model_dir(model_name) / "model.pt"
-    export.save(model_path, module.net, model_cfg.net, data.net_kwargs,
-                info={"task": data.task, "class_names": data.class_names, "stage": stage,
-                      "best": metrics, **data.info})
+    export.save(
+        model_path,
+        module.net,
+        model_cfg.net,
+        data.net_kwargs,
+        info={
+            "task": data.task,
+            "class_names": data.class_names,
+            "stage": stage,
+            "best": metrics,
+            **data.info,
+        },
+    )
     write_json(layout.metrics(stage), metrics)
     write_text(layout.plots(stage) / "history.csv", history_csv(result.history))
     run.log_metrics(metrics)

@@ -69,7 +69,9 @@ class Classifier(pl.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(logits) if self.task == "multi-label" else logits.softmax(dim=1)
 
-    def _split(self, batch: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    def _split(
+        self, batch: tuple[torch.Tensor, ...]
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         *inputs, target = batch
         return tuple(inputs), target
 
@@ -84,8 +86,14 @@ class Classifier(pl.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         inputs, target = self._split(batch)
         logits = self(*inputs)
-        self.log("val_loss", self.loss(logits, target), on_step=False, on_epoch=True,
-                 batch_size=len(target), sync_dist=True)
+        self.log(
+            "val_loss",
+            self.loss(logits, target),
+            on_step=False,
+            on_epoch=True,
+            batch_size=len(target),
+            sync_dist=True,
+        )
         self._val_scores.append(self.probabilities(logits).detach())
         self._val_targets.append(target.detach())
 
@@ -125,8 +133,13 @@ class Classifier(pl.LightningModule):
         name, keys, pos, has_gauss, cached = np.random.get_state()
         checkpoint["meddx_rng"] = {
             "torch": torch.get_rng_state(),
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
-                      float(cached)],
+            "numpy": [
+                name,
+                torch.from_numpy(keys.astype(np.int64)),
+                int(pos),
+                int(has_gauss),
+                float(cached),
+            ],
             "python": random.getstate(),
         }
 

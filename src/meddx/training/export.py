@@ -37,8 +37,13 @@ def build_net(net_cfg: DictConfig | dict[str, Any], **dataset_kwargs: Any) -> nn
         raise ConfigError(f"Cannot build network {target}: {exc}") from None
 
 
-def save(path: Path, net: nn.Module, net_cfg: DictConfig, dataset_kwargs: dict[str, Any],
-         info: dict[str, Any]) -> None:
+def save(
+    path: Path,
+    net: nn.Module,
+    net_cfg: DictConfig,
+    dataset_kwargs: dict[str, Any],
+    info: dict[str, Any],
+) -> None:
     payload = {
         "net": OmegaConf.to_container(net_cfg, resolve=True),
         "dataset_kwargs": dataset_kwargs,

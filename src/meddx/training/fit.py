@@ -57,8 +57,9 @@ class EpochMetrics(Callback):
             row["lr"] = float(lr)
         self.history.append(row)
         if self.run is not None:
-            self.run.log_metrics({k: v for k, v in row.items() if k != "epoch"},
-                                 step=trainer.current_epoch)
+            self.run.log_metrics(
+                {k: v for k, v in row.items() if k != "epoch"}, step=trainer.current_epoch
+            )
             self.run.flush()
 
     def state_dict(self) -> dict[str, Any]:
@@ -110,11 +111,22 @@ def fit(
     """`monitor=None` (GANs: no validation metric says which epoch is best) keeps the latest
     epoch as `best` and turns early stopping off; `val` may then be None."""
     resume_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = ModelCheckpoint(dirpath=resume_dir, filename="best", monitor=monitor, mode=mode,
-                                 save_last=True, save_top_k=1, enable_version_counter=False)
+    checkpoint = ModelCheckpoint(
+        dirpath=resume_dir,
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_last=True,
+        save_top_k=1,
+        enable_version_counter=False,
+    )
     tracker = EpochMetrics(run)
-    callbacks: list[Callback] = [checkpoint, tracker, ShardBatches(*(ld for ld in (train, val) if ld)),
-                                 *(extra_callbacks or [])]
+    callbacks: list[Callback] = [
+        checkpoint,
+        tracker,
+        ShardBatches(*(ld for ld in (train, val) if ld)),
+        *(extra_callbacks or []),
+    ]
     if patience and monitor:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     trainer = pl.Trainer(
@@ -137,8 +149,12 @@ def fit(
     resumed_from = None
     if last.is_file():
         resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
-    trainer.fit(module, train_dataloaders=train, val_dataloaders=val,
-                ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(
+        module,
+        train_dataloaders=train,
+        val_dataloaders=val,
+        ckpt_path=str(last) if last.is_file() else None,
+    )
     best = Path(checkpoint.best_model_path)
     score = checkpoint.best_model_score
     return FitResult(

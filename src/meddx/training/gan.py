@@ -30,8 +30,9 @@ LOSSES = ("nonsaturating", "wgan_gp")
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
-def gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tensor,
-                     labels: torch.Tensor) -> torch.Tensor:
+def gradient_penalty(
+    critic: Discriminator, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
     alpha = torch.rand(len(real), 1, 1, 1, device=real.device, dtype=real.dtype)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed, labels).sum(), mixed, create_graph=True)
@@ -44,10 +45,18 @@ class ConditionalGAN(pl.LightningModule):
     on_save_checkpoint = Classifier.on_save_checkpoint
     on_load_checkpoint = Classifier.on_load_checkpoint
 
-    def __init__(self, generator: Generator, discriminator: Discriminator, loss: str,
-                 optimizer_g: OptimizerFactory, optimizer_d: OptimizerFactory,
-                 n_critic: int = 1, gp_weight: float = 0.0, grid_per_class: int = 8,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        loss: str,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        n_critic: int = 1,
+        gp_weight: float = 0.0,
+        grid_per_class: int = 8,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; known: {LOSSES}")
@@ -63,13 +72,16 @@ class ConditionalGAN(pl.LightningModule):
         # show how the same samples evolve. Buffers, hence saved in checkpoints.
         labels = torch.arange(generator.num_classes).repeat_interleave(grid_per_class)
         noise = torch.Generator().manual_seed(seed)
-        self.register_buffer("fixed_z", torch.randn(len(labels), generator.latent_dim,
-                                                    generator=noise))
+        self.register_buffer(
+            "fixed_z", torch.randn(len(labels), generator.latent_dim, generator=noise)
+        )
         self.register_buffer("fixed_labels", labels)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        return [self.optimizer_g(self.generator.parameters()),
-                self.optimizer_d(self.discriminator.parameters())]
+        return [
+            self.optimizer_g(self.generator.parameters()),
+            self.optimizer_d(self.discriminator.parameters()),
+        ]
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.generator.latent_dim, device=self.device)
@@ -87,14 +99,25 @@ class ConditionalGAN(pl.LightningModule):
             d_loss = d_fake.mean() - d_real.mean()
             self.log("w_distance", -d_loss.detach(), on_step=False, on_epoch=True, batch_size=n)
             if self.gp_weight:
-                d_loss = d_loss + self.gp_weight * gradient_penalty(self.discriminator, real, fake,
-                                                                    labels)
+                d_loss = d_loss + self.gp_weight * gradient_penalty(
+                    self.discriminator, real, fake, labels
+                )
         else:
             d_loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-            self.log("d_real", torch.sigmoid(d_real).mean().detach(), on_step=False,
-                     on_epoch=True, batch_size=n)
-            self.log("d_fake", torch.sigmoid(d_fake).mean().detach(), on_step=False,
-                     on_epoch=True, batch_size=n)
+            self.log(
+                "d_real",
+                torch.sigmoid(d_real).mean().detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=n,
+            )
+            self.log(
+                "d_fake",
+                torch.sigmoid(d_fake).mean().detach(),
+                on_step=False,
+                on_epoch=True,
+                batch_size=n,
+            )
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()

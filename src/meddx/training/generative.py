@@ -86,8 +86,9 @@ def _as_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), -1))
 
 
-def nearest(query: np.ndarray, reference: np.ndarray, exclude_self: bool = False,
-            chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    query: np.ndarray, reference: np.ndarray, exclude_self: bool = False, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance from each query row to its nearest reference row, and its index.
 
     `exclude_self`: query IS reference; each row's own zero distance is skipped (leave-one-out).
@@ -143,8 +144,13 @@ class Memorisation:
         return self.share <= self.limit
 
 
-def memorisation(train: np.ndarray, generated: np.ndarray, held_out: np.ndarray,
-                 ratio: float = 0.5, tolerance: float = 0.05) -> Memorisation:
+def memorisation(
+    train: np.ndarray,
+    generated: np.ndarray,
+    held_out: np.ndarray,
+    ratio: float = 0.5,
+    tolerance: float = 0.05,
+) -> Memorisation:
     """Near-copies of training images among `generated` (all arrays in [0, 1] units).
 
     A near-copy lies closer to its nearest training image than `ratio` times the median
@@ -170,6 +176,12 @@ def memorisation(train: np.ndarray, generated: np.ndarray, held_out: np.ndarray,
     reference_distances, _ = nearest(held_out, train)
     reference = float((reference_distances < threshold).mean())
     noise = 2 * math.sqrt(reference * (1 - reference) / len(held_out))
-    return Memorisation(typical_distance=typical, threshold=threshold, distances=distances,
-                        nearest_index=index, share=share, reference_share=reference,
-                        limit=min(1.0, reference + tolerance + noise))
+    return Memorisation(
+        typical_distance=typical,
+        threshold=threshold,
+        distances=distances,
+        nearest_index=index,
+        share=share,
+        reference_share=reference,
+        limit=min(1.0, reference + tolerance + noise),
+    )

@@ -67,8 +67,9 @@ class FocalLoss(nn.Module):
     per label, with `weight` acting as the positive-class weight like BCE's `pos_weight`.
     """
 
-    def __init__(self, gamma: float, weight: torch.Tensor | None = None,
-                 multi_label: bool = False) -> None:
+    def __init__(
+        self, gamma: float, weight: torch.Tensor | None = None, multi_label: bool = False
+    ) -> None:
         super().__init__()
         if gamma < 0:
             raise ConfigError(f"Invalid loss.gamma {gamma}: must be >= 0")
@@ -91,9 +92,13 @@ class FocalLoss(nn.Module):
         return loss.sum() / self.weight[target].sum().clamp_min(1e-12)
 
 
-def build_loss(task: str, loss_cfg: DictConfig | dict[str, Any] | None,
-               train_labels: np.ndarray, num_classes: int,
-               label_smoothing: float = 0.0) -> nn.Module:
+def build_loss(
+    task: str,
+    loss_cfg: DictConfig | dict[str, Any] | None,
+    train_labels: np.ndarray,
+    num_classes: int,
+    label_smoothing: float = 0.0,
+) -> nn.Module:
     """The training loss named by `loss_cfg`, weighted from the training labels."""
     loss_cfg = loss_cfg or {}
     name = _choice(loss_cfg.get("name", "ce"), LOSSES, "loss.name")
@@ -101,8 +106,11 @@ def build_loss(task: str, loss_cfg: DictConfig | dict[str, Any] | None,
     mode = loss_cfg.get("class_weights", "none")
     if task == "multi-label":
         negatives = len(train_labels) - counts
-        weight = (None if _choice(mode, CLASS_WEIGHTS, "loss.class_weights") == "none"
-                  else torch.tensor(negatives / np.maximum(counts, 1), dtype=torch.float32))
+        weight = (
+            None
+            if _choice(mode, CLASS_WEIGHTS, "loss.class_weights") == "none"
+            else torch.tensor(negatives / np.maximum(counts, 1), dtype=torch.float32)
+        )
         if mode == "sqrt" and weight is not None:
             weight = weight.sqrt()
         if name == "focal":
@@ -114,15 +122,18 @@ def build_loss(task: str, loss_cfg: DictConfig | dict[str, Any] | None,
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
 
 
-def sample_weights(task: str, train_labels: np.ndarray, num_classes: int,
-                   sampling: str | None) -> torch.Tensor | None:
+def sample_weights(
+    task: str, train_labels: np.ndarray, num_classes: int, sampling: str | None
+) -> torch.Tensor | None:
     """Per-example draw weights for `sampling: balanced` (None = plain shuffling)."""
     sampling = _choice(sampling or "shuffle", SAMPLING, "sampling")
     if sampling == "shuffle":
         return None
     if task == "multi-label":
-        raise ConfigError("sampling: balanced needs single-label classes; use "
-                          "loss.class_weights for a multi-label task")
+        raise ConfigError(
+            "sampling: balanced needs single-label classes; use "
+            "loss.class_weights for a multi-label task"
+        )
     labels = np.asarray(train_labels).reshape(-1).astype(np.int64)
     counts = class_counts(task, labels, num_classes)
     return torch.tensor(1.0 / counts[labels], dtype=torch.float64)

@@ -41,7 +41,9 @@ def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
 def auc(task: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
     y_score = np.asarray(y_score, dtype=np.float64)
     if task == "multi-label":
-        return float(np.nanmean([binary_auc(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])]))
+        return float(
+            np.nanmean([binary_auc(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])])
+        )
     labels = np.asarray(y_true).reshape(-1)
     if task == "binary" or y_score.shape[1] == 2:
         return binary_auc(labels == y_score.shape[1] - 1, y_score[:, -1])
@@ -108,13 +110,16 @@ def summary(task: str, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, flo
     return result
 
 
-def per_class_report(task: str, y_true: np.ndarray, y_score: np.ndarray,
-                     names: list[str]) -> dict[str, dict[str, float]]:
+def per_class_report(
+    task: str, y_true: np.ndarray, y_score: np.ndarray, names: list[str]
+) -> dict[str, dict[str, float]]:
     """`per_class` rows by class name; for multi-label, each label as its own yes/no problem."""
     if task != "multi-label":
         matrix = confusion_matrix(y_true, predictions(task, y_score), len(names))
         return dict(zip(names, per_class(matrix), strict=True))
     pred = predictions(task, y_score)
     truth = np.asarray(y_true).astype(np.int64)
-    return {name: per_class(confusion_matrix(truth[:, i], pred[:, i], 2))[1]
-            for i, name in enumerate(names)}
+    return {
+        name: per_class(confusion_matrix(truth[:, i], pred[:, i], 2))[1]
+        for i, name in enumerate(names)
+    }

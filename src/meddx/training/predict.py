@@ -8,8 +8,9 @@ from torch import nn
 
 
 @torch.no_grad()
-def probabilities(net: nn.Module, inputs: tuple[np.ndarray, ...], task: str,
-                  batch_size: int = 512) -> np.ndarray:
+def probabilities(
+    net: nn.Module, inputs: tuple[np.ndarray, ...], task: str, batch_size: int = 512
+) -> np.ndarray:
     net.eval()
     tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs]
     chunks = []
