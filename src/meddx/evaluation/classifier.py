@@ -9,6 +9,7 @@ An RNN evaluation calls the same functions with its own scores.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,28 +144,19 @@ def write_plots(evaluation: Evaluation, plots: Path) -> list[Path]:
     return pngs
 
 
-def explain(
-    net: nn.Module,
-    images: np.ndarray,
-    evaluation: Evaluation,
-    task: str,
-    per_outcome: int,
-    seed: int,
-    path: Path,
-) -> Path | None:
-    """Grad-CAM grid: per class, correct then wrong test predictions; None for non-CNNs.
+def _picks(
+    evaluation: Evaluation, task: str, per_outcome: int, seed: int
+) -> tuple[list[list[tuple[int, bool]]], list[int], list[int]]:
+    """Per class, a seeded sample of correct then wrong test cases, and the class to explain.
 
-    Single-label rows show the map of the predicted class (why the model said what it said);
-    multi-label rows show the map of the row's label on images that carry it.
+    Single-label cases are explained for the predicted class (why the model said what it
+    said); multi-label rows for the row's label on cases that carry it.
     """
     from meddx.evaluation import explain as cam
 
-    layer = cam.target_layer(net)
-    if layer is None or images.ndim != 4:
-        return None
-    y_true, y_pred, names = evaluation.y_true, evaluation.y_pred, evaluation.names
+    y_true, y_pred = evaluation.y_true, evaluation.y_pred
     rows, picks, targets = [], [], []
-    for k in range(len(names)):
+    for k in range(len(evaluation.names)):
         if task == "multi-label":
             member, correct = y_true[:, k] == 1, y_pred[:, k] == 1
             target = np.full(len(y_true), k)
@@ -175,21 +167,29 @@ def explain(
         rows.append([(i, bool(correct[i])) for i in chosen])
         picks += chosen
         targets += [int(target[i]) for i in chosen]
-    if not picks:
-        return None
-    heat = dict(zip(picks, cam.gradcam(net, images[picks], np.array(targets), layer), strict=True))
-    cells = []
+    return rows, picks, targets
+
+
+def _cells(
+    rows: list[list[tuple[int, bool]]],
+    per_outcome: int,
+    evaluation: Evaluation,
+    task: str,
+    content: Callable[[int], dict[str, Any]],
+) -> list[list[dict[str, Any] | None]]:
+    """Grid rows: correct cases, padding, then wrong ones, each cell `content(i)` + its label."""
+    names, y_pred = evaluation.names, evaluation.y_pred
+    grid = []
     for k, row in enumerate(rows):
         right = [i for i, ok in row if ok]
         wrong = [i for i, ok in row if not ok]
         padded = right + [None] * (per_outcome - len(right)) + wrong
-        cells.append(
+        grid.append(
             [
                 None
                 if i is None
-                else {
-                    "image": images[i],
-                    "heat": heat[i],
+                else content(i)
+                | {
                     "correct": i in right,
                     "label": (
                         f"pred {names[int(y_pred[i])]}"
@@ -200,8 +200,68 @@ def explain(
                 for i in padded
             ]
         )
+    return grid
+
+
+def explain(
+    net: nn.Module,
+    images: np.ndarray,
+    evaluation: Evaluation,
+    task: str,
+    per_outcome: int,
+    seed: int,
+    path: Path,
+) -> Path | None:
+    """Grad-CAM grid: per class, correct then wrong test predictions; None for non-CNNs."""
+    from meddx.evaluation import explain as cam
+
+    layer = cam.target_layer(net)
+    if layer is None or images.ndim != 4:
+        return None
+    rows, picks, targets = _picks(evaluation, task, per_outcome, seed)
+    if not picks:
+        return None
+    heat = dict(zip(picks, cam.gradcam(net, images[picks], np.array(targets), layer), strict=True))
+    cells = _cells(
+        rows, per_outcome, evaluation, task, lambda i: {"image": images[i], "heat": heat[i]}
+    )
     return figures.heatmap_grid(
-        path, cells, names, f"Grad-CAM ({layer}): {per_outcome} correct | wrong per class"
+        path,
+        cells,
+        evaluation.names,
+        f"Grad-CAM ({layer}): {per_outcome} correct | wrong per class",
+    )
+
+
+def explain_beats(
+    net: nn.Module,
+    beats: np.ndarray,
+    rr: np.ndarray,
+    evaluation: Evaluation,
+    per_outcome: int,
+    seed: int,
+    path: Path,
+) -> Path | None:
+    """Input-gradient saliency over a few test beats per class, correct then wrong."""
+    from meddx.evaluation import explain as cam
+
+    rows, picks, targets = _picks(evaluation, "multi-class", per_outcome, seed)
+    if not picks:
+        return None
+    heat = cam.beat_saliency(net, beats[picks], rr[picks], np.array(targets))
+    saliency = dict(zip(picks, heat, strict=True))
+    cells = _cells(
+        rows,
+        per_outcome,
+        evaluation,
+        "multi-class",
+        lambda i: {"beat": beats[i][0], "heat": saliency[i][0]},
+    )
+    return figures.saliency_grid(
+        path,
+        cells,
+        evaluation.names,
+        f"Saliency |d logit / d beat|: {per_outcome} correct | wrong per class",
     )
 
 

@@ -79,3 +79,19 @@ def sample(member: np.ndarray, correct: np.ndarray, per_outcome: int, seed: int)
         take = rng.choice(pool, size=min(per_outcome, len(pool)), replace=False)
         picked += sorted(int(i) for i in take)
     return picked
+
+
+def beat_saliency(
+    net: nn.Module, beats: np.ndarray, rr: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
+    """|d logit[target] / d beat| per sample, scaled to [0, 1] per beat.
+
+    Recurrent and attention beat networks have no convolution map to project back, so the
+    explanation is the plain input gradient: which samples of the window moved the decision.
+    """
+    net.eval()
+    x = torch.from_numpy(np.ascontiguousarray(beats, dtype=np.float32)).requires_grad_(True)
+    logits = net(x, torch.from_numpy(np.ascontiguousarray(rr, dtype=np.float32)))
+    chosen = logits.gather(1, torch.as_tensor(targets, dtype=torch.long).view(-1, 1)).sum()
+    (grad,) = torch.autograd.grad(chosen, x)
+    return _unit_scale(grad.abs().flatten(1)).reshape(grad.shape).numpy()

@@ -141,3 +141,32 @@ def heatmap_grid(
         axes[r][0].set_ylabel(row_labels[r], fontsize=8)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def saliency_grid(
+    path: Path,
+    cells: Sequence[Sequence[Mapping[str, Any] | None]],
+    row_labels: list[str],
+    title: str,
+) -> Path:
+    """Beat traces coloured by saliency; a cell is {beat, heat, label, correct} or None."""
+    n_rows, n_cols = len(cells), max(len(row) for row in cells)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols, 1.4 * n_rows), squeeze=False)
+    for r, row in enumerate(cells):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            cell = row[c] if c < len(row) else None
+            if cell is None:
+                ax.set_frame_on(False)
+                continue
+            t = np.arange(len(cell["beat"]))
+            ax.plot(t, cell["beat"], color="black", linewidth=0.6)
+            ax.scatter(t, cell["beat"], c=cell["heat"], cmap="jet", vmin=0, vmax=1, s=3)
+            ax.set_title(cell["label"], fontsize=6, color="green" if cell["correct"] else "red")
+            for spine in ax.spines.values():
+                spine.set_edgecolor("green" if cell["correct"] else "red")
+        axes[r][0].set_ylabel(row_labels[r], fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -52,6 +52,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         evaluation = classifier.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
         classifier.write_plots(evaluation, plots)
+        classifier.explain_beats(
+            net,
+            arrays["test_beats"],
+            arrays["test_rr"],
+            evaluation,
+            cfg.evaluate.gradcam.per_class,
+            cfg.seed,
+            plots / "saliency.png",
+        )
         result = evaluation.metrics | {"test_records": len(np.unique(arrays["test_records"]))}
         write_json(layout.metrics(STAGE), result)
         classifier.log(tracked, result, layout.metrics(STAGE), plots, title)
