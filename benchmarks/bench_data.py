@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from data_report import REPO, mirror, record
+from common import REPO, mirror
+from data_report import record
 
 TARGET_S = 10.0
 

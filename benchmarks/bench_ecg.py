@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 
-from data_report import REPO, mirror, record
+from common import REPO, mirror
+from data_report import record
 
 from meddx.config import compose
 from meddx.stages import acquire_ecg, preprocess_ecg

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import REPO, mirror
+
 from meddx.config import compose
 from meddx.data.npz import load_npz, save_npz
 from meddx.errors import DataError
@@ -32,7 +34,6 @@ from meddx.io import write_json, write_text
 from meddx.paths import Layout
 from meddx.stages import evaluate_gan, generate_images, preprocess_images, train_cnn, train_gan
 
-REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "reports" / "benchmarks"
 # Dataset facts for a checkout without conf/data/image/<name>.yaml (value overrides instead).
 FACTS = {
@@ -54,14 +55,6 @@ AVERAGED = (
     "near_copy_share",
     "near_copy_reference_share",
 )
-
-
-def _mirror() -> Path:
-    configured = os.environ.get("MEDDX_DATA_MIRROR")
-    path = Path(configured) if configured else REPO.parent / "shared" / "data"
-    if not path.is_dir():
-        raise DataError(f"real-data mirror not found at {path}: set MEDDX_DATA_MIRROR")
-    return path
 
 
 def _without_leaks(arrays: dict[str, Any]) -> dict[str, Any]:
@@ -120,9 +113,10 @@ def bench(dataset: str, seeds: list[int], extra: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-gan-{dataset}-") as tmp:
         root = Path(tmp)
         cfg = _config(root, dataset, 0, extra)
+        source = f"medmnist/{dataset}.npz"
         save_npz(
             Layout.of(cfg).raw_images,
-            _without_leaks(load_npz(_mirror() / "medmnist" / f"{dataset}.npz")),
+            _without_leaks(load_npz(mirror(source) / source)),
         )
         preprocess_images.run(cfg)
         gan_started = time.perf_counter()

@@ -15,12 +15,15 @@ from meddx.paths import Layout
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mirror() -> Path:
+def mirror(needed: str = "") -> Path:
+    """$MEDDX_DATA_MIRROR, else ../shared/data; a DataError when it lacks `needed` (relative)."""
     configured = os.environ.get("MEDDX_DATA_MIRROR")
     path = Path(configured) if configured else REPO.parent / "shared" / "data"
-    if not path.is_dir():
-        raise DataError(f"real-data mirror not found at {path}: set MEDDX_DATA_MIRROR")
-    return path
+    if not (path / needed).exists():
+        raise DataError(
+            f"no {needed or 'folder'} in the real-data mirror {path}: set MEDDX_DATA_MIRROR"
+        )
+    return path.resolve()
 
 
 def project(root: Path, *overrides: str, experiment: str = "meddx-bench") -> DictConfig:

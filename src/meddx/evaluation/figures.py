@@ -5,7 +5,7 @@ matplotlib runs headless (Agg) so stages work on servers and in CI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +114,23 @@ def _display(image: np.ndarray) -> np.ndarray:
     return (shown - low) / (high - low) if high > low else np.zeros_like(shown)
 
 
-def heatmap_grid(
+def _case_grid(
     path: Path,
     cells: Sequence[Sequence[Mapping[str, Any] | None]],
     row_labels: list[str],
     title: str,
+    draw: Callable[[Any, Mapping[str, Any]], None],
+    cell_size: tuple[float, float],
 ) -> Path:
-    """Images with their heat map overlaid; a cell is {image, heat, label, correct} or None."""
+    """One row per class of explained cases, framed green (correct) or red (wrong).
+
+    A cell is a mapping with `label`, `correct` and what `draw(ax, cell)` needs, or None.
+    """
     n_rows, n_cols = len(cells), max(len(row) for row in cells)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols, 1.75 * n_rows), squeeze=False)
+    width, height = cell_size
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False
+    )
     for r, row in enumerate(cells):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -132,15 +140,36 @@ def heatmap_grid(
             if cell is None:
                 ax.set_frame_on(False)  # not axis("off"): the row label lives on column 0
                 continue
-            ax.imshow(_display(cell["image"]), cmap="gray")
-            ax.imshow(cell["heat"], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            ax.set_title(cell["label"], fontsize=6, color="green" if cell["correct"] else "red")
+            draw(ax, cell)
+            colour = "green" if cell["correct"] else "red"
+            ax.set_title(cell["label"], fontsize=6, color=colour)
             for spine in ax.spines.values():
-                spine.set_edgecolor("green" if cell["correct"] else "red")
+                spine.set_edgecolor(colour)
                 spine.set_linewidth(2)
         axes[r][0].set_ylabel(row_labels[r], fontsize=8)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def _draw_heatmap(ax: Any, cell: Mapping[str, Any]) -> None:
+    ax.imshow(_display(cell["image"]), cmap="gray")
+    ax.imshow(cell["heat"], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+
+
+def _draw_saliency(ax: Any, cell: Mapping[str, Any]) -> None:
+    t = np.arange(len(cell["beat"]))
+    ax.plot(t, cell["beat"], color="black", linewidth=0.6)
+    ax.scatter(t, cell["beat"], c=cell["heat"], cmap="jet", vmin=0, vmax=1, s=3)
+
+
+def heatmap_grid(
+    path: Path,
+    cells: Sequence[Sequence[Mapping[str, Any] | None]],
+    row_labels: list[str],
+    title: str,
+) -> Path:
+    """Images with their heat map overlaid; a cell is {image, heat, label, correct} or None."""
+    return _case_grid(path, cells, row_labels, title, _draw_heatmap, (1.6, 1.75))
 
 
 def saliency_grid(
@@ -150,23 +179,4 @@ def saliency_grid(
     title: str,
 ) -> Path:
     """Beat traces coloured by saliency; a cell is {beat, heat, label, correct} or None."""
-    n_rows, n_cols = len(cells), max(len(row) for row in cells)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols, 1.4 * n_rows), squeeze=False)
-    for r, row in enumerate(cells):
-        for c in range(n_cols):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            cell = row[c] if c < len(row) else None
-            if cell is None:
-                ax.set_frame_on(False)
-                continue
-            t = np.arange(len(cell["beat"]))
-            ax.plot(t, cell["beat"], color="black", linewidth=0.6)
-            ax.scatter(t, cell["beat"], c=cell["heat"], cmap="jet", vmin=0, vmax=1, s=3)
-            ax.set_title(cell["label"], fontsize=6, color="green" if cell["correct"] else "red")
-            for spine in ax.spines.values():
-                spine.set_edgecolor("green" if cell["correct"] else "red")
-        axes[r][0].set_ylabel(row_labels[r], fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return _case_grid(path, cells, row_labels, title, _draw_saliency, (2.0, 1.4))
