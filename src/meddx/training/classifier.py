@@ -8,22 +8,21 @@ travel inside checkpoints for a resumed run to match an uninterrupted one.
 from __future__ import annotations
 
 import inspect
-import random
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
 from meddx.training import metrics
+from meddx.training.rng import RngInCheckpoints
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
 
 
-class Classifier(pl.LightningModule):
+class Classifier(RngInCheckpoints, pl.LightningModule):
     def __init__(
         self,
         net: nn.Module,
@@ -126,27 +125,3 @@ class Classifier(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Tensors and plain numbers only: Lightning resumes with torch.load(weights_only=True),
-        # which refuses numpy arrays (numpy's raw state tuple would make every resume fail).
-        name, keys, pos, has_gauss, cached = np.random.get_state()
-        checkpoint["meddx_rng"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": [
-                name,
-                torch.from_numpy(keys.astype(np.int64)),
-                int(pos),
-                int(has_gauss),
-                float(cached),
-            ],
-            "python": random.getstate(),
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("meddx_rng")
-        if state:
-            torch.set_rng_state(state["torch"])
-            name, keys, pos, has_gauss, cached = state["numpy"]
-            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-            random.setstate(state["python"])

@@ -23,8 +23,8 @@ from pytorch_lightning.callbacks import Callback
 
 from meddx.models.gan import Discriminator, Generator
 from meddx.tracking import StageRun
-from meddx.training.classifier import Classifier
 from meddx.training.generative import image_grid, save_png
+from meddx.training.rng import RngInCheckpoints
 
 LOSSES = ("nonsaturating", "wgan_gp")
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -39,12 +39,7 @@ def gradient_penalty(
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-class ConditionalGAN(pl.LightningModule):
-    # The RNG state travels inside checkpoints exactly as for classifiers, so that a resumed
-    # run draws the same noise as one that never stopped.
-    on_save_checkpoint = Classifier.on_save_checkpoint
-    on_load_checkpoint = Classifier.on_load_checkpoint
-
+class ConditionalGAN(RngInCheckpoints, pl.LightningModule):
     def __init__(
         self,
         generator: Generator,
