@@ -44,6 +44,8 @@ def _is_group_override(override: str, conf_dir: Path) -> bool:
 
 
 def _parse_value_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    if not overrides:  # what every DVC stage passes: no need to import Hydra's parser
+        return []
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
