@@ -12,6 +12,7 @@ from meddx.data.ecg_beats import (
     AAMI_CLASSES,
     AAMI_GROUPS,
     BEAT_SYMBOLS,
+    RR_FEATURES,
     aami_labels,
     beat_windows,
     filter_signal,
@@ -82,6 +83,16 @@ def test_rr_features_are_previous_next_local_mean_and_ratio_in_seconds():
     np.testing.assert_allclose(rr[1:, 3], [1.0, 1.0, 0.5 / 0.75])
 
 
+def test_rr_ratios_are_previous_and_next_over_local_and_previous_over_next():
+    peaks = np.array([0, 360, 720, 900, 1440])  # RR 1, 1, 0.5, 1.5: an early beat, then a pause
+    rr = rr_features(peaks, fs=360.0, local=2)
+    np.testing.assert_allclose(rr[1:, 3], rr[1:, 0] / rr[1:, 2])
+    np.testing.assert_allclose(rr[1:4, 4], [1.0, 0.5 / 1.0, 1.5 / 0.75])
+    np.testing.assert_allclose(rr[1:4, 5], [1.0, 2.0, 0.5 / 1.5])
+    slower = rr_features(peaks * 2, fs=360.0, local=2)  # the same rhythm at half the rate
+    np.testing.assert_allclose(slower[:, 3:], rr[:, 3:])  # the ratios do not change
+
+
 FILTER = {"median_ms": [200, 600], "highpass_hz": 0.5, "lowpass_hz": 35.0, "order": 4}
 
 
@@ -133,7 +144,7 @@ def _arrays(n: int = 4, length: int = 8) -> dict[str, np.ndarray]:
     arrays = {}
     for offset, split in enumerate(("train", "val", "test")):
         arrays[f"{split}_beats"] = np.zeros((n, 1, length), np.float32)
-        arrays[f"{split}_rr"] = np.ones((n, 4), np.float32)
+        arrays[f"{split}_rr"] = np.ones((n, len(RR_FEATURES)), np.float32)
         arrays[f"{split}_labels"] = np.arange(n, dtype=np.int64) % 5
         arrays[f"{split}_records"] = np.full(n, 100 + offset, np.int64)
     return arrays
@@ -144,7 +155,7 @@ def _arrays(n: int = 4, length: int = 8) -> dict[str, np.ndarray]:
     [
         (
             "val_rr",
-            np.array([[1, 1, np.nan, 1]] * 4, np.float32),
+            np.array([[1, 1, np.nan, 1, 1, 1]] * 4, np.float32),
             r"val_rr holds NaN .* \[0, 1, 2, 3\]",
         ),
         ("test_beats", np.full((4, 1, 8), np.inf, np.float32), "test_beats holds NaN or infinite"),

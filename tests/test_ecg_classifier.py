@@ -1,7 +1,7 @@
 """train_rnn / evaluate_rnn on a tiny ECG fixture, with the real MLflow store.
 
 The fixture writes files in the contract of the ECG preprocessing stage: per split
-`{split}_beats` (N, 1, L), `{split}_rr` (N, 4), `{split}_labels` (N,), `{split}_records` (N,),
+`{split}_beats` (N, 1, L), `{split}_rr` (N, 6), `{split}_labels` (N,), `{split}_records` (N,),
 plus ecg.json. Classes differ in beat shape and rhythm, so a few epochs learn them.
 """
 
@@ -17,8 +17,9 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from meddx.data.ecg_beats import RR_FEATURES
 from meddx.data.npz import save_npz
-from meddx.errors import DataError
+from meddx.errors import ConfigError, DataError
 from meddx.evaluation import classifier
 from meddx.paths import Layout
 from meddx.stages import evaluate_rnn, train_rnn
@@ -45,7 +46,7 @@ def _record(record: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarr
     beats = height[:, None] * np.exp(-((t - WINDOW / 2) ** 2) / (2 * width[:, None] ** 2))
     beats += 0.05 * rng.standard_normal(beats.shape)
     pre = np.where(labels == 1, 0.5, 0.8) + 0.02 * rng.standard_normal(n)
-    rr = np.stack([pre, np.full(n, 0.8), np.full(n, 0.8), np.full(n, 0.8)], axis=1)
+    rr = np.stack([pre, *[np.full(n, 0.8)] * 2, pre / 0.8, np.full(n, 1.0), pre / 0.8], axis=1)
     return {
         "beats": beats[:, None].astype(np.float32),
         "rr": rr.astype(np.float32),
@@ -72,6 +73,7 @@ def write_ecg(
                 "class_names": CLASSES,
                 "fs": 360,
                 "window": WINDOW,
+                "rr_features": list(RR_FEATURES),
                 "split": "inter-patient",
                 "splits": {s: len(arrays[f"{s}_labels"]) for s in records},
                 "records": records,
@@ -113,7 +115,7 @@ def test_evaluation_refuses_a_model_trained_on_a_test_record(
 ) -> None:
     layout = write_ecg(tmp_path)
     cfg = make_cfg(*TINY_RNN)
-    sizes = {"in_channels": 1, "num_classes": 5, "window": WINDOW, "n_rr": 4}
+    sizes = {"in_channels": 1, "num_classes": 5, "window": WINDOW, "n_rr": len(RR_FEATURES)}
     net = export.build_net(cfg.rnn.net, **sizes)
     export.save(
         layout.model_dir("rnn") / "model.pt",
@@ -141,7 +143,9 @@ def test_train_rnn_end_to_end_logs_the_run_and_exports_the_model(
     assert json.loads(layout.metrics("train_rnn").read_text()) == result
     net, info = export.load(layout.model_dir("rnn") / "model.pt")
     assert info["records"] == {"train": SPLIT_RECORDS["train"], "val": SPLIT_RECORDS["val"]}
-    assert net(torch.zeros(3, 1, WINDOW), torch.full((3, 4), 0.8)).shape == (3, 5)
+    assert info["rr_inputs"] == list(cfg.rnn.rr_inputs)  # the columns evaluate_rnn feeds it
+    n_rr = len(cfg.rnn.rr_inputs)
+    assert net(torch.zeros(3, 1, WINDOW), torch.full((3, n_rr), 0.8)).shape == (3, 5)
     client = mlflow.MlflowClient(cfg.tracking.uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     (run,) = client.search_runs([experiment.experiment_id])
@@ -189,3 +193,12 @@ def test_the_same_seed_gives_identical_metrics(
     second = (train_rnn.run(cfg), evaluate_rnn.run(cfg))
     # JSON text: undefined figures (+P of a never-predicted class) are NaN, and NaN != NaN.
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def test_an_unknown_rr_input_is_a_config_error_naming_the_features_at_hand(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    write_ecg(tmp_path)
+    cfg = make_cfg(*TINY_RNN, "rnn.rr_inputs=[rr_ratio,heart_rate]")
+    with pytest.raises(ConfigError, match=r"rr_inputs=.*heart_rate.*rr_prev_next"):
+        train_rnn.run(cfg)

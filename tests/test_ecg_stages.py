@@ -16,7 +16,7 @@ import wfdb
 
 from meddx import cli
 from meddx.data import synthetic_ecg
-from meddx.data.ecg_beats import filter_signal, record_beats
+from meddx.data.ecg_beats import RR_FEATURES, filter_signal, record_beats
 from meddx.errors import DataError
 from meddx.stages import acquire_ecg, preprocess_ecg
 
@@ -92,7 +92,10 @@ def test_default_synthetic_dag_writes_the_contract_the_rnn_reads(make_cfg, tmp_p
         assert n > 0
         assert arrays[f"{split}_beats"].shape == (n, 1, before + after)
         assert arrays[f"{split}_beats"].dtype == np.float32
-        assert arrays[f"{split}_rr"].shape == (n, 4) and arrays[f"{split}_rr"].dtype == np.float32
+        assert (
+            arrays[f"{split}_rr"].shape == (n, len(RR_FEATURES))
+            and arrays[f"{split}_rr"].dtype == np.float32
+        )
         assert arrays[f"{split}_labels"].dtype == np.int64
         assert arrays[f"{split}_records"].dtype == np.int64
         counts = np.bincount(arrays[f"{split}_labels"], minlength=5)

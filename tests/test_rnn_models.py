@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from meddx.config import compose
+from meddx.data.ecg_beats import RR_FEATURES
 from meddx.errors import ConfigError
 from meddx.training.export import build_net
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 NETWORKS = sorted(p.stem for p in (CONF / "rnn").glob("*.yaml"))
-SIZES = {"in_channels": 1, "num_classes": 5, "window": 96, "n_rr": 4}
+SIZES = {"in_channels": 1, "num_classes": 5, "window": 96, "n_rr": len(RR_FEATURES)}
 
 
 def test_every_required_network_is_selectable() -> None:
@@ -24,7 +25,7 @@ def test_every_required_network_is_selectable() -> None:
 def test_forward_backward_on_synthetic_beats(name: str) -> None:
     torch.manual_seed(0)
     net = build_net(compose([f"rnn={name}"], conf_dir=CONF).rnn.net, **SIZES)
-    beats, rr = torch.randn(6, 1, SIZES["window"]), torch.rand(6, 4)
+    beats, rr = torch.randn(6, 1, SIZES["window"]), torch.rand(6, SIZES["n_rr"])
     logits = net(beats, rr)
     assert logits.shape == (6, 5)
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3, 4, 0])).backward()
@@ -38,7 +39,8 @@ def test_rr_features_change_the_prediction() -> None:
     torch.manual_seed(0)
     net = build_net(compose(["rnn=gru"], conf_dir=CONF).rnn.net, **SIZES).eval()
     beat = torch.randn(1, 1, SIZES["window"]).repeat(2, 1, 1)
-    rr = torch.tensor([[0.8, 0.8, 0.8, 0.8], [0.4, 1.2, 0.8, 0.8]])
+    regular, premature = [0.8, 0.8, 0.8, 1.0, 1.0, 1.0], [0.4, 1.2, 0.8, 0.5, 1.5, 0.33]
+    rr = torch.tensor([regular, premature])
     logits = net(beat, rr)
     assert not torch.allclose(logits[0], logits[1])
 

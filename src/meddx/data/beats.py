@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from meddx.data.npz import load_npz
-from meddx.errors import DataError
+from meddx.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 FIELDS = ("beats", "rr", "labels", "records")
@@ -71,3 +71,20 @@ def load_beats(path: Path | str, splits: tuple[str, ...]) -> dict[str, np.ndarra
             f"{split}_records": arrays[f"{split}_records"],
         }
     return result
+
+
+def rr_columns(available: list[str], wanted: list[str] | None) -> list[int]:
+    """Indices of the `wanted` RR features among those the file holds (all when None).
+
+    Which intervals a network sees is a modelling choice (seconds do not transfer between
+    patients, ratios do), so the file keeps every feature and the model config picks.
+    """
+    if wanted is None:
+        return list(range(len(available)))
+    unknown = [name for name in wanted if name not in available]
+    if unknown or not wanted:
+        raise ConfigError(
+            f"rnn.rr_inputs={list(wanted)} must name some of the RR features of the processed "
+            f"ECG file: {available}"
+        )
+    return [available.index(name) for name in wanted]

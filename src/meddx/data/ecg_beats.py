@@ -31,7 +31,7 @@ AAMI_INDEX: dict[str, int] = {
 # Every WFDB beat symbol: these are R peaks (they count for RR intervals) even when AAMI gives
 # them no class (B, r, n, ?). Everything else (+, ~, |, x, !, ...) is a rhythm/noise note.
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
-RR_FEATURES = ("rr_prev", "rr_next", "rr_local", "rr_ratio")
+RR_FEATURES = ("rr_prev", "rr_next", "rr_local", "rr_ratio", "rr_next_local", "rr_prev_next")
 BASELINE_MODES = ("median", "highpass", "none")
 
 
@@ -65,8 +65,12 @@ def beat_windows(
 
 
 def rr_features(peaks: np.ndarray, fs: float, local: int) -> np.ndarray:
-    """(N, 4) seconds: previous RR, next RR, mean of the last `local` RR, previous/local.
+    """(N, 6): previous RR, next RR, mean of the last `local` RR (seconds), then the ratios
+    previous/local, next/local and previous/next.
 
+    The ratios are what carries across patients: a supraventricular beat comes early *for
+    this heart* and is followed by a pause, while resting rates differ between patients by
+    more than an ectopic beat's prematurity. Seconds stay available for intra-patient work.
     NaN where a neighbour is missing (first and last beat), so callers drop those beats
     instead of training on a made-up interval.
     """
@@ -82,7 +86,9 @@ def rr_features(peaks: np.ndarray, fs: float, local: int) -> np.ndarray:
     ends = np.arange(1, n)
     starts = np.maximum(0, ends - local)
     out[1:, 2] = (cumulative[ends] - cumulative[starts]) / (ends - starts)
-    out[1:, 3] = out[1:, 0] / out[1:, 2]
+    out[:, 3] = out[:, 0] / out[:, 2]
+    out[:, 4] = out[:, 1] / out[:, 2]
+    out[:, 5] = out[:, 0] / out[:, 1]
     return out
 
 
@@ -129,7 +135,7 @@ def standardise(beats: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class RecordBeats:
     beats: np.ndarray  # (N, L) float32, standardised per beat
-    rr: np.ndarray  # (N, 4) float32 seconds, RR_FEATURES
+    rr: np.ndarray  # (N, 6) float32, RR_FEATURES
     labels: np.ndarray  # (N,) int64 AAMI class index
     annotated: int  # beat annotations in the record, kept or not
 

@@ -35,6 +35,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     net, info = export.load(model_path)
     names = list(info["class_names"])
     arrays = load_beats(ecg, ("test",))
+    rr = arrays["test_rr"][:, info.get("rr_columns", slice(None))]  # what the model was fed
     seen = {
         split: np.asarray(recs, dtype=np.int64) for split, recs in info.get("records", {}).items()
     }
@@ -48,14 +49,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg, STAGE, inputs=[model_path, ecg], run_name=title, sections=SECTIONS
     ) as tracked:
         y_true = arrays["test_labels"]
-        scores = probabilities(net, (arrays["test_beats"], arrays["test_rr"]), info["task"])
+        scores = probabilities(net, (arrays["test_beats"], rr), info["task"])
         evaluation = classifier.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
         classifier.write_plots(evaluation, plots)
         classifier.explain_beats(
             net,
             arrays["test_beats"],
-            arrays["test_rr"],
+            rr,
             evaluation,
             cfg.evaluate.gradcam.per_class,
             cfg.seed,

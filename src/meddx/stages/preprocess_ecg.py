@@ -1,9 +1,10 @@
 """Stage `preprocess_ecg`: filtered, R-peak-centred, labelled beats with RR features, split.
 
 Output contract (the RNN stage reads it): `data/processed/ecg.npz` with, per split s,
-`s_beats` float32 (N, 1, L), `s_rr` float32 (N, 4) seconds (previous, next, local average,
-previous/local), `s_labels` int64 AAMI index, `s_records` int64; and `ecg.json` with the
-class names, fs, window, split mode, per-split class counts and records.
+`s_beats` float32 (N, 1, L), `s_rr` float32 (N, 6) (RR_FEATURES: previous, next and local
+average RR in seconds; previous/local, next/local and previous/next), `s_labels` int64 AAMI
+index, `s_records` int64; and `ecg.json` with the class names, fs, window, RR feature names,
+split mode, per-split class counts and records.
 """
 
 from __future__ import annotations

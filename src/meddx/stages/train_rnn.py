@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data.beats import load_beats
+from meddx.data.beats import load_beats, rr_columns
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
 from meddx.training.classification import ClassifierData, train_classifier
@@ -29,8 +29,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     meta_path = require(layout.processed_ecg_meta, layout.root)
     facts = json.loads(meta_path.read_text())
     arrays = load_beats(ecg, ("train", "val"))
+    columns = rr_columns(list(facts["rr_features"]), cfg.rnn.rr_inputs)
     train, val = (
-        (arrays[f"{s}_beats"], arrays[f"{s}_rr"], arrays[f"{s}_labels"]) for s in ("train", "val")
+        (arrays[f"{s}_beats"], arrays[f"{s}_rr"][:, columns], arrays[f"{s}_labels"])
+        for s in ("train", "val")
     )
     beats, rr = train[0], train[1]
     data = ClassifierData(
@@ -44,7 +46,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "window": beats.shape[2],
             "n_rr": rr.shape[1],
         },
-        info={"records": {s: np.unique(arrays[f"{s}_records"]).tolist() for s in ("train", "val")}},
+        info={
+            "records": {s: np.unique(arrays[f"{s}_records"]).tolist() for s in ("train", "val")},
+            "rr_columns": columns,
+            "rr_inputs": [facts["rr_features"][i] for i in columns],
+        },
     )
     run_name = f"{STAGE} {cfg.rnn.name} on {facts['name']}"
     with stage_run(
