@@ -1,0 +1,50 @@
+"""Training-only batch augmentation: every operation is off unless configured, and does what
+its name says."""
+
+from __future__ import annotations
+
+import torch
+
+from meddx.data.augment import BatchAugment
+
+
+def _batch(n: int = 16, size: int = 12) -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.rand(n, 1, size, size)
+
+
+def test_nothing_configured_leaves_the_batch_untouched() -> None:
+    x = _batch()
+    assert torch.equal(BatchAugment()(x), x)
+
+
+def test_flips_give_each_image_either_itself_or_its_mirror() -> None:
+    x = _batch()
+    out = BatchAugment(hflip=True)(x)
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(-1)).flatten(1).all(1)
+    assert (same | mirrored).all() and mirrored.any() and same.any()
+
+
+def test_shifts_move_whole_pixels_within_the_configured_range() -> None:
+    x = _batch(n=8)
+    out = BatchAugment(shift=2)(x)
+    for image, moved in zip(x[:, 0], out[:, 0], strict=True):
+        matches = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(moved[2:-2, 2:-2], torch.roll(image, (dy, dx), (0, 1))[2:-2, 2:-2])
+        ]
+        assert matches  # the interior is the input rolled by at most 2 pixels
+
+
+def test_rotations_and_zooms_resample_about_the_centre() -> None:
+    columns = torch.arange(15).expand(15, 15)
+    bar = ((columns - 7).abs() <= 1).float()[None, None].repeat(32, 1, 1, 1)  # a vertical bar
+    out = BatchAugment(rotate=45.0, scale=0.1)(bar)
+    assert out.shape == bar.shape
+    assert not torch.allclose(out, bar)  # images changed
+    assert (out[:, 0, 7, 7] > 0.9).all()  # the centre stays on the bar
+    top = out[:, 0, 0, 6:9].mean(1)
+    assert top.std() > 0  # each image got its own angle
