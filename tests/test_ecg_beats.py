@@ -15,6 +15,7 @@ from meddx.data.ecg_beats import (
     RR_FEATURES,
     aami_labels,
     beat_windows,
+    deviation_channel,
     filter_signal,
     record_beats,
     rr_features,
@@ -129,9 +130,20 @@ def test_record_beats_skip_non_beats_unclassed_beats_and_beats_without_both_neig
         [[400 / 360, 800 / 360], [400 / 360, 400 / 360], [400 / 360, 1590 / 360]],
         rtol=1e-6,
     )
-    assert beats.beats.shape == (3, 252) and beats.beats.dtype == np.float32
-    np.testing.assert_allclose(beats.beats.mean(axis=1), 0, atol=1e-5)
-    np.testing.assert_allclose(beats.beats.std(axis=1), 1, atol=1e-4)
+    assert beats.beats.shape == (3, 1, 252) and beats.beats.dtype == np.float32
+    np.testing.assert_allclose(beats.beats.mean(axis=-1), 0, atol=1e-5)
+    np.testing.assert_allclose(beats.beats.std(axis=-1), 1, atol=1e-4)
+
+
+def test_the_deviation_channel_is_each_beat_minus_the_records_median_beat():
+    t = np.linspace(-1, 1, 60)
+    normal, ectopic = np.exp(-(t**2) / 0.01), -np.exp(-(t**2) / 0.08)  # narrow up, wide down
+    beats = np.stack([normal] * 9 + [ectopic]).astype(np.float32)
+    channels = deviation_channel(beats)
+    assert channels.shape == (10, 2, 60) and channels.dtype == np.float32
+    np.testing.assert_array_equal(channels[:, 0], beats)
+    np.testing.assert_allclose(channels[:9, 1], 0, atol=1e-6)  # the template is the normal beat
+    np.testing.assert_allclose(channels[9, 1], ectopic - normal, atol=1e-6)
 
 
 def test_leakage_check_names_a_record_planted_in_two_splits():

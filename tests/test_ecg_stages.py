@@ -90,7 +90,9 @@ def test_default_synthetic_dag_writes_the_contract_the_rnn_reads(make_cfg, tmp_p
     for split in SPLITS:
         n = len(arrays[f"{split}_labels"])
         assert n > 0
-        assert arrays[f"{split}_beats"].shape == (n, 1, before + after)
+        channels = 2 if cfg.data.ecg.deviation else 1
+        assert meta["beat_channels"] == ["beat", "deviation"][:channels]
+        assert arrays[f"{split}_beats"].shape == (n, channels, before + after)
         assert arrays[f"{split}_beats"].dtype == np.float32
         assert (
             arrays[f"{split}_rr"].shape == (n, len(RR_FEATURES))
@@ -138,7 +140,7 @@ def test_synthetic_classes_differ_in_prematurity_and_qrs_width(make_cfg):
     labels = np.concatenate([b.labels for b in beats])
     ratio = np.concatenate([b.rr[:, 3] for b in beats])
     # QRS width: samples within 40 ms of the R peak where the standardised beat exceeds 1.
-    qrs = np.concatenate([b.beats[:, 90 - 15 : 90 + 15] for b in beats])
+    qrs = np.concatenate([b.beats[:, 0, 90 - 15 : 90 + 15] for b in beats])
     width = (np.abs(qrs) > 1.0).sum(axis=1)
     n, s, v = (labels == 0), (labels == 1), (labels == 2)
     assert ratio[s].mean() < 0.8 and ratio[v].mean() < 0.8 and 0.95 < ratio[n].mean() < 1.1

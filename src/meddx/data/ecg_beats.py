@@ -125,6 +125,19 @@ def filter_signal(signal: np.ndarray, fs: float, spec: DictConfig) -> np.ndarray
     return x.astype(np.float32)
 
 
+def deviation_channel(beats: np.ndarray) -> np.ndarray:
+    """(N, L) standardised beats of one record -> (N, 2, L): each beat, and the beat minus
+    the record's median beat.
+
+    The median beat is the patient's own dominant morphology (labels unseen), so the second
+    channel says how unusual a beat is *for this heart*, which carries across patients where
+    raw shapes do not (leads, electrodes and anatomy differ): a ventricular beat stands out
+    from its template, a supraventricular one matches it.
+    """
+    template = np.median(beats, axis=0, keepdims=True) if len(beats) else beats[:0]
+    return np.stack([beats, beats - template], axis=1).astype(np.float32)
+
+
 def standardise(beats: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance per beat: amplitude differs between patients and leads."""
     mean = beats.mean(axis=-1, keepdims=True)
@@ -134,7 +147,7 @@ def standardise(beats: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RecordBeats:
-    beats: np.ndarray  # (N, L) float32, standardised per beat
+    beats: np.ndarray  # (N, C, L) float32, standardised per beat (+ deviation channel)
     rr: np.ndarray  # (N, 6) float32, RR_FEATURES
     labels: np.ndarray  # (N,) int64 AAMI class index
     annotated: int  # beat annotations in the record, kept or not
@@ -147,19 +160,22 @@ def record_beats(
     fs: float,
     window: tuple[int, int],
     rr_local: int,
+    deviation: bool = False,
 ) -> RecordBeats:
     """The labelled beats of one filtered record.
 
     RR intervals use every annotated beat (AAMI-classed or not) so that an unclassified beat
     does not fake a long pause; kept are the AAMI beats with both neighbours and a full window.
+    With `deviation`, a second channel holds each beat minus the record's median beat.
     """
     peaks, beat_symbols = beat_positions(samples, symbols)
     labels = aami_labels(beat_symbols)
     rr = rr_features(peaks, fs, rr_local)
     beats, in_bounds = beat_windows(signal, peaks, *window)
     keep = (labels[in_bounds] >= 0) & np.isfinite(rr[in_bounds]).all(axis=1)
+    kept = standardise(beats[keep])
     return RecordBeats(
-        beats=standardise(beats[keep]),
+        beats=deviation_channel(kept) if deviation else kept[:, None],
         rr=rr[in_bounds][keep].astype(np.float32),
         labels=labels[in_bounds][keep],
         annotated=len(peaks),

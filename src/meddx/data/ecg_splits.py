@@ -114,13 +114,17 @@ def check_record_leakage(records_by_split: Mapping[str, Iterable[int]]) -> None:
 
 
 def check_ecg_splits(
-    arrays: Mapping[str, np.ndarray], num_classes: int, length: int, split_mode: str
+    arrays: Mapping[str, np.ndarray],
+    num_classes: int,
+    length: int,
+    split_mode: str,
+    channels: int = 1,
 ) -> None:
     """Shapes, dtypes, finiteness, label range, non-empty splits, and (inter-patient) leakage."""
     if split_mode not in SPLIT_MODES:
         raise ConfigError(f"data.ecg.split={split_mode!r} is not known; known: {list(SPLIT_MODES)}")
     expected = {
-        "beats": ((1, length), np.float32),
+        "beats": ((channels, length), np.float32),
         "rr": ((len(RR_FEATURES),), np.float32),
         "labels": ((), np.int64),
         "records": ((), np.int64),

@@ -255,7 +255,7 @@ def explain_beats(
         per_outcome,
         evaluation,
         "multi-class",
-        lambda i: {"beat": beats[i][0], "heat": saliency[i][0]},
+        lambda i: {"beat": beats[i][0], "heat": saliency[i].max(axis=0)},
     )
     return figures.saliency_grid(
         path,
