@@ -6,6 +6,10 @@ evaluate_rnn), rooted in `runs/bench_rnn/` so the project's own outputs are unto
 tracked in the project's MLflow store under the experiment `bench-rnn`. Seeds come from
 SEEDS (default "0 1 2"). Writes reports/benchmarks/mitbih.json (fractions, mean and sd over
 seeds) and mitbih.md, a table of our row beside the published inter-patient results on DS2.
+Extra arguments are Hydra overrides on top of the recipe (a variant), e.g.
+`python benchmarks/bench_rnn.py 'data.ecg.channels=[deviation]'`; they are recorded with the
+figures, as is each seed's validation balanced accuracy (DS1 records: what a choice between
+variants may look at, DS2 being the test).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import importlib
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,6 @@ from meddx.tracking import tracking_uri
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "reports" / "benchmarks"
 DATA_STAGES = ("acquire_ecg", "preprocess_ecg")
-MODEL_STAGES = ("train_rnn", "evaluate_rnn")
 CLASSES = ("N", "S", "V", "F")
 # /work/shared/reference/BENCHMARKS.md section 2, DS2 (%): acc, S se, S +P, V se, V +P.
 PUBLISHED = [
@@ -43,7 +47,7 @@ def _stage(name: str) -> Any:
     return importlib.import_module(f"meddx.stages.{name}")
 
 
-def one_seed(seed: int, work: Path) -> dict[str, Any]:
+def one_seed(seed: int, work: Path, overrides: list[str]) -> dict[str, Any]:
     project = compose([], conf_dir=REPO / "conf")
     cfg = compose(
         [
@@ -52,6 +56,7 @@ def one_seed(seed: int, work: Path) -> dict[str, Any]:
             f"paths.root={work}",
             f"tracking.uri={tracking_uri(project)}",
             "tracking.experiment=bench-rnn",
+            *overrides,
         ],
         conf_dir=REPO / "conf",
     )
@@ -60,13 +65,14 @@ def one_seed(seed: int, work: Path) -> dict[str, Any]:
         _stage(name).run(cfg)
     data_s = time.perf_counter() - started
     started = time.perf_counter()
-    for name in MODEL_STAGES:
-        result = _stage(name).run(cfg)
+    trained = _stage("train_rnn").run(cfg)
+    result = _stage("evaluate_rnn").run(cfg)
     wall_s = time.perf_counter() - started
     row = {
         "seed": seed,
         "rnn": cfg.rnn.name,
         "acc": result["test_acc"],
+        "val_balanced_acc": trained["best_val_balanced_acc"],
         "wall_s": wall_s,
         "data_s": data_s,
     }
@@ -84,11 +90,13 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], overrides: list[str]) -> dict[str, Any]:
     summary: dict[str, Any] = {"acc": _stats([r["acc"] for r in rows])}
     for name in CLASSES:
         summary[name] = {k: _stats([r[name][k] for r in rows]) for k in ("se", "ppv", "f1")}
     summary |= {
+        "val_balanced_acc": _stats([r["val_balanced_acc"] for r in rows]),
+        "overrides": overrides,
         "wall_s": _stats([r["wall_s"] for r in rows]),
         "seeds": [r["seed"] for r in rows],
         "rnn": rows[0]["rnn"],
@@ -117,8 +125,11 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{pct(v['se'])} / {pct(v['ppv'])} |"
     )
     wall = summary["wall_s"]
+    variant = " ".join(f"`{o}`" for o in summary["overrides"]) or "none"
     return (
         "# MIT-BIH inter-patient (DS2), %\n\n" + "\n".join(lines) + "\n\n"
+        f"`+experiment=mitbih_interpatient`, overrides: {variant}. Validation (DS1 records) "
+        f"balanced accuracy: {pct(summary['val_balanced_acc'])}.\n"
         f"Train + evaluate wall time per seed: {wall['mean']:.0f} ± {wall['sd']:.0f} s.\n"
     )
 
@@ -126,8 +137,9 @@ def markdown(summary: dict[str, Any]) -> str:
 def main() -> None:
     seeds = [int(s) for s in os.environ.get("SEEDS", "0 1 2").split()]
     work = REPO / "runs" / "bench_rnn"
-    rows = [one_seed(seed, work) for seed in seeds]
-    summary = summarise(rows)
+    overrides = sys.argv[1:]
+    rows = [one_seed(seed, work, overrides) for seed in seeds]
+    summary = summarise(rows, overrides)
     write_json(OUT / "mitbih.json", summary)
     write_text(OUT / "mitbih.md", markdown(summary))
     print(markdown(summary))

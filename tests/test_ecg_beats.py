@@ -14,8 +14,8 @@ from meddx.data.ecg_beats import (
     BEAT_SYMBOLS,
     RR_FEATURES,
     aami_labels,
+    beat_channels,
     beat_windows,
-    deviation_channel,
     filter_signal,
     record_beats,
     rr_features,
@@ -139,11 +139,17 @@ def test_the_deviation_channel_is_each_beat_minus_the_records_median_beat():
     t = np.linspace(-1, 1, 60)
     normal, ectopic = np.exp(-(t**2) / 0.01), -np.exp(-(t**2) / 0.08)  # narrow up, wide down
     beats = np.stack([normal] * 9 + [ectopic]).astype(np.float32)
-    channels = deviation_channel(beats)
+    channels = beat_channels(beats, ["beat", "deviation"])
     assert channels.shape == (10, 2, 60) and channels.dtype == np.float32
     np.testing.assert_array_equal(channels[:, 0], beats)
     np.testing.assert_allclose(channels[:9, 1], 0, atol=1e-6)  # the template is the normal beat
     np.testing.assert_allclose(channels[9, 1], ectopic - normal, atol=1e-6)
+    np.testing.assert_array_equal(beat_channels(beats, ["deviation"])[:, 0], channels[:, 1])
+
+
+def test_an_unknown_beat_channel_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"channels=\['beat', 'slope'\].*deviation"):
+        beat_channels(np.zeros((3, 8), np.float32), ["beat", "slope"])
 
 
 def test_leakage_check_names_a_record_planted_in_two_splits():

@@ -90,8 +90,8 @@ def test_default_synthetic_dag_writes_the_contract_the_rnn_reads(make_cfg, tmp_p
     for split in SPLITS:
         n = len(arrays[f"{split}_labels"])
         assert n > 0
-        channels = 2 if cfg.data.ecg.deviation else 1
-        assert meta["beat_channels"] == ["beat", "deviation"][:channels]
+        assert meta["beat_channels"] == list(cfg.data.ecg.channels)
+        channels = len(cfg.data.ecg.channels)
         assert arrays[f"{split}_beats"].shape == (n, channels, before + after)
         assert arrays[f"{split}_beats"].dtype == np.float32
         assert (

@@ -6,7 +6,7 @@ synthetic stand-in, and hypothesis can check the windowing and the label mapping
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,17 +125,26 @@ def filter_signal(signal: np.ndarray, fs: float, spec: DictConfig) -> np.ndarray
     return x.astype(np.float32)
 
 
-def deviation_channel(beats: np.ndarray) -> np.ndarray:
-    """(N, L) standardised beats of one record -> (N, 2, L): each beat, and the beat minus
-    the record's median beat.
+BEAT_CHANNELS = ("beat", "deviation")
 
-    The median beat is the patient's own dominant morphology (labels unseen), so the second
-    channel says how unusual a beat is *for this heart*, which carries across patients where
-    raw shapes do not (leads, electrodes and anatomy differ): a ventricular beat stands out
-    from its template, a supraventricular one matches it.
+
+def beat_channels(beats: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+    """(N, L) standardised beats of one record -> (N, C, L), one row per name in `channels`:
+    `beat` is the beat itself, `deviation` the beat minus the record's median beat.
+
+    The median beat is the patient's own dominant morphology (labels unseen), so `deviation`
+    says how unusual a beat is *for this heart*, which carries across patients where raw
+    shapes do not (leads, electrodes and anatomy differ): a ventricular beat stands out from
+    its template, a supraventricular one matches it.
     """
+    unknown = [name for name in channels if name not in BEAT_CHANNELS]
+    if unknown or not channels:
+        raise ConfigError(
+            f"data.ecg.channels={list(channels)} must name some of {list(BEAT_CHANNELS)}"
+        )
     template = np.median(beats, axis=0, keepdims=True) if len(beats) else beats[:0]
-    return np.stack([beats, beats - template], axis=1).astype(np.float32)
+    made = {"beat": beats, "deviation": beats - template}
+    return np.stack([made[name] for name in channels], axis=1).astype(np.float32)
 
 
 def standardise(beats: np.ndarray) -> np.ndarray:
@@ -147,7 +156,7 @@ def standardise(beats: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RecordBeats:
-    beats: np.ndarray  # (N, C, L) float32, standardised per beat (+ deviation channel)
+    beats: np.ndarray  # (N, C, L) float32, standardised per beat, channels by name
     rr: np.ndarray  # (N, 6) float32, RR_FEATURES
     labels: np.ndarray  # (N,) int64 AAMI class index
     annotated: int  # beat annotations in the record, kept or not
@@ -160,13 +169,13 @@ def record_beats(
     fs: float,
     window: tuple[int, int],
     rr_local: int,
-    deviation: bool = False,
+    channels: Sequence[str] = ("beat",),
 ) -> RecordBeats:
     """The labelled beats of one filtered record.
 
     RR intervals use every annotated beat (AAMI-classed or not) so that an unclassified beat
     does not fake a long pause; kept are the AAMI beats with both neighbours and a full window.
-    With `deviation`, a second channel holds each beat minus the record's median beat.
+    `channels` says which views of each beat to keep (`beat_channels`).
     """
     peaks, beat_symbols = beat_positions(samples, symbols)
     labels = aami_labels(beat_symbols)
@@ -175,7 +184,7 @@ def record_beats(
     keep = (labels[in_bounds] >= 0) & np.isfinite(rr[in_bounds]).all(axis=1)
     kept = standardise(beats[keep])
     return RecordBeats(
-        beats=deviation_channel(kept) if deviation else kept[:, None],
+        beats=beat_channels(kept, channels),
         rr=rr[in_bounds][keep].astype(np.float32),
         labels=labels[in_bounds][keep],
         annotated=len(peaks),

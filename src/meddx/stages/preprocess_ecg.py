@@ -1,7 +1,7 @@
 """Stage `preprocess_ecg`: filtered, R-peak-centred, labelled beats with RR features, split.
 
 Output contract (the RNN stage reads it): `data/processed/ecg.npz` with, per split s,
-`s_beats` float32 (N, C, L) (the standardised beat, plus with `data.ecg.deviation` the beat
+`s_beats` float32 (N, C, L) (`data.ecg.channels`: the standardised beat and/or the beat
 minus its record's median beat), `s_rr` float32 (N, 6) (RR_FEATURES: previous, next and local
 average RR in seconds; previous/local, next/local and previous/next), `s_labels` int64 AAMI
 index, `s_records` int64; and `ecg.json` with the class names, fs, window, RR feature names,
@@ -106,13 +106,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 fs,
                 window,
                 spec.rr_local,
-                spec.deviation,
+                list(spec.channels),
             )
             for r in records
         }
         arrays, assignment = split_beats(per_record, spec, cfg.seed)
-        channels = 2 if spec.deviation else 1
-        check_ecg_splits(arrays, len(spec.class_names), sum(window), spec.split, channels)
+        channels = list(spec.channels)
+        check_ecg_splits(arrays, len(spec.class_names), sum(window), spec.split, len(channels))
         save_npz(layout.processed_ecg, arrays, compress=False)
         stats = split_counts(arrays, "multi-class", list(spec.class_names))
         used = {r for numbers in assignment.values() for r in numbers}
@@ -124,7 +124,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "fs": fs,
                 "lead": lead,
                 "window": list(window),
-                "beat_channels": ["beat", "deviation"][:channels],
+                "beat_channels": channels,
                 "rr_features": list(RR_FEATURES),
                 "split": spec.split,
                 "splits": stats,
