@@ -9,9 +9,10 @@
 
 Each scenario runs the real stages (acquire_images, preprocess_images once; tune per
 scenario, in its own project root so studies never mix) and writes
-reports/benchmarks/hpo.json. Long with the defaults (about an hour on 2 cores); `--trials 2
---worker-trials 2 --epochs 1 --subset 256` checks that it works in a few minutes. `--only
-pruned` reruns some scenarios and keeps the others' figures from an existing report.
+reports/benchmarks/hpo.json. Long with the defaults (12-epoch trials: about 45 min on 2
+cores); `--trials 2 --worker-trials 2 --epochs 1 --subset 256` checks that it works in a few
+minutes. `--only pruned` reruns some scenarios and keeps the others' figures from an existing
+report.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="trials of the pruning studies")
     parser.add_argument("--worker-trials", type=int, default=8, help="trials of the worker studies")
-    parser.add_argument("--epochs", type=int, default=8, help="max epochs of one trial")
+    parser.add_argument("--epochs", type=int, default=12, help="max epochs of one trial")
     parser.add_argument("--subset", type=int, default=None, help="train/val images kept (smoke)")
     parser.add_argument("--pruner", default="successive_halving", help="hpo.pruner of 'pruned'")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS)
