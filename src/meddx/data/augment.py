@@ -51,8 +51,7 @@ class BatchAugment(nn.Module):
             theta[:, 1, 1] = 1
             theta[:, 0, 2] = steps[:, 1].to(x.dtype) * 2 / w
             theta[:, 1, 2] = steps[:, 0].to(x.dtype) * 2 / h
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+            x = _resample(x, theta, "nearest")
         if self.rotate or self.scale:
             x = self._rotate_and_zoom(x)
         return x
@@ -67,5 +66,10 @@ class BatchAugment(nn.Module):
         theta[:, 0, 1] = -torch.sin(angle) / zoom
         theta[:, 1, 0] = torch.sin(angle) / zoom
         theta[:, 1, 1] = torch.cos(angle) / zoom
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return _resample(x, theta, "bilinear")
+
+
+def _resample(x: torch.Tensor, theta: torch.Tensor, mode: str) -> torch.Tensor:
+    """Apply per-sample affine maps (zero padding outside the image)."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)

@@ -98,6 +98,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if not records:
             raise DataError(f"{source} holds no record; rerun `dvc repro acquire_ecg`")
         window = (int(spec.window[0]), int(spec.window[1]))
+        channels = list(spec.channels)
         per_record = {
             r.number: record_beats(
                 filter_signal(r.millivolts(), fs, spec.filter),
@@ -106,12 +107,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 fs,
                 window,
                 spec.rr_local,
-                list(spec.channels),
+                channels,
             )
             for r in records
         }
         arrays, assignment = split_beats(per_record, spec, cfg.seed)
-        channels = list(spec.channels)
         check_ecg_splits(arrays, len(spec.class_names), sum(window), spec.split, len(channels))
         save_npz(layout.processed_ecg, arrays, compress=False)
         stats = split_counts(arrays, "multi-class", list(spec.class_names))
