@@ -48,7 +48,7 @@ def one_run(dataset: str, seed: int) -> dict[str, float]:
         "test_auc": tested["test_auc"],
         "test_balanced_acc": tested["test_balanced_acc"],
         "wall_s": wall,
-        "best_epoch": trained["best_epoch"],
+        "best_epoch": trained.get("best_epoch"),  # an ensemble has one per member
         "best_val_auc": trained["best_val_auc"],
     }
 

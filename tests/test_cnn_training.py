@@ -14,10 +14,13 @@ from pytorch_lightning import Callback
 
 from conftest import TINY_IMAGES
 from meddx.data.npz import save_npz
+from meddx.errors import ConfigError
 from meddx.models.cnn import ConvNet
+from meddx.models.ensemble import Ensemble
 from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
-from meddx.training import batches, schedules
+from meddx.training import batches, export, schedules
+from meddx.training.classification import ensemble_size
 from meddx.training.classifier import Classifier
 from meddx.training.fit import fit, seed_everything
 
@@ -189,3 +192,30 @@ def test_multi_label_task_comes_from_the_dataset_facts(make_cfg) -> None:
 @pytest.mark.slow
 def test_ordinal_task_comes_from_the_dataset_facts(make_cfg) -> None:
     _train_on_task(make_cfg, "ordinal")
+
+
+@pytest.mark.slow
+def test_an_ensemble_exports_one_net_averaging_members_trained_from_their_own_seeds(
+    make_cfg,
+) -> None:
+    tiny = (*TINY_IMAGES, "cnn=convnet", "cnn.net.channels=[4,8,16]", "cnn.max_epochs=1")
+    cfg = make_cfg(*tiny, "cnn.ensemble=2")
+    acquire_images.run(cfg)
+    trained, tested = _pipeline(cfg)
+    net, info = export.load(Layout.of(cfg).model_dir("cnn") / "model.pt")
+    assert isinstance(net, Ensemble) and len(net.members) == 2
+    first, second = (dict(m.named_parameters()) for m in net.members)
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # different seeds
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = (net.members[0](x) + net.members[1](x)) / 2
+        assert torch.allclose(net(x), expected)
+    assert {"member0_best_epoch", "member1_best_epoch", "best_val_auc"} <= set(trained)
+    assert info["best"]["best_val_auc"] == trained["best_val_auc"]
+    assert 0.0 <= tested["test_auc"] <= 1.0
+
+
+@pytest.mark.parametrize("size", [0, 1.5, "two"])
+def test_an_ensemble_size_below_one_or_fractional_is_a_config_error(size) -> None:
+    with pytest.raises(ConfigError, match="ensemble"):
+        ensemble_size(OmegaConf.create({"ensemble": size}))

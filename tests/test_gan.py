@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from conftest import CONF, TINY_IMAGES
 from meddx.config import compose
+from meddx.data import stats
 from meddx.data.npz import load_npz
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError, DataError
@@ -107,6 +108,18 @@ def test_conditional_sampling_yields_the_requested_classes_in_the_dataset_layout
     # The label, not only the noise, decides the image: same noise, other class, other image.
     same_noise = [generator.sample(torch.full((4,), c), seed=1) for c in range(2)]
     assert not torch.allclose(same_noise[0], same_noise[1])
+
+
+def test_real_class_counts_are_read_for_names_with_punctuation() -> None:
+    # BreastMNIST's second class is "normal, benign": its count is stored as class_normal_benign.
+    facts = {
+        "class_names": ["malignant", "normal, benign"],
+        "splits": dict.fromkeys(
+            ("train", "val", "test"),
+            stats.class_counts(np.array([0, 1, 1]), "binary", ["malignant", "normal, benign"]),
+        ),
+    }
+    assert generate_images.class_counts(None, facts)["train"] == [1, 2]
 
 
 def test_frechet_distance_is_zero_for_a_set_with_itself_and_grows_with_a_shift() -> None:

@@ -23,6 +23,19 @@ def test_balanced_weights_follow_training_counts() -> None:
     )
 
 
+def test_count_floor_bounds_only_the_rarest_classes_weight() -> None:
+    counts = imbalance.class_counts("multi-class", LABELS, 3)
+    weights = imbalance.class_weights(counts, "balanced", count_floor=20)
+    np.testing.assert_allclose(weights.numpy(), [100 / 180, 100 / 90, 100 / 60], rtol=1e-6)
+
+
+def test_a_negative_count_floor_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="count_floor"):
+        imbalance.build_loss(
+            "multi-class", {"class_weights": "balanced", "count_floor": -1}, LABELS, 3
+        )
+
+
 def test_a_class_absent_from_training_gets_no_weight() -> None:
     weights = imbalance.class_weights(np.array([5.0, 0.0, 5.0]), "balanced")
     assert weights.tolist() == [1.0, 0.0, 1.0]

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from meddx.data.intensity import unit_to_stored
 from meddx.data.npz import SPLITS, save_npz
+from meddx.data.stats import class_key
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
 from meddx.models.gan import Generator
@@ -33,7 +34,7 @@ def class_counts(per_class: int | None, facts: dict[str, Any]) -> dict[str, list
     names = facts["class_names"]
     if per_class is None:
         return {
-            split: [int(facts["splits"][split][f"class_{name}"]) for name in names]
+            split: [int(facts["splits"][split][class_key(name)]) for name in names]
             for split in SPLITS
         }
     if per_class < 1:

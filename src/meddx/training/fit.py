@@ -43,8 +43,9 @@ def run_key(*parts: Any) -> str:
 class EpochMetrics(Callback):
     """Collects `trainer.callback_metrics` each epoch; one MLflow batch per epoch, rank 0 only."""
 
-    def __init__(self, run: StageRun | None) -> None:
+    def __init__(self, run: StageRun | None, prefix: str = "") -> None:
         self.run = run
+        self.prefix = prefix  # MLflow keys of one ensemble member, e.g. "member1_"
         self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -58,7 +59,8 @@ class EpochMetrics(Callback):
         self.history.append(row)
         if self.run is not None:
             self.run.log_metrics(
-                {k: v for k, v in row.items() if k != "epoch"}, step=trainer.current_epoch
+                {self.prefix + k: v for k, v in row.items() if k != "epoch"},
+                step=trainer.current_epoch,
             )
             self.run.flush()
 
@@ -107,6 +109,7 @@ def fit(
     run: StageRun | None,
     patience: int = 0,
     extra_callbacks: list[Callback] | None = None,
+    metric_prefix: str = "",
 ) -> FitResult:
     """`monitor=None` (GANs: no validation metric says which epoch is best) keeps the latest
     epoch as `best` and turns early stopping off; `val` may then be None."""
@@ -120,7 +123,7 @@ def fit(
         save_top_k=1,
         enable_version_counter=False,
     )
-    tracker = EpochMetrics(run)
+    tracker = EpochMetrics(run, metric_prefix)
     callbacks: list[Callback] = [
         checkpoint,
         tracker,

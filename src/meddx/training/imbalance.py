@@ -4,12 +4,16 @@
       name: ce | focal        # cross-entropy, or focal loss (Lin et al. 2017)
       gamma: 2.0              # focal only: how strongly easy examples are down-weighted
       class_weights: none | balanced | sqrt
+      count_floor: 0          # weights: a class rarer than this counts as having this many
     sampling: shuffle | balanced
 
 Weights and sampling probabilities come from the TRAINING split's label counts only, so the
 validation and test distributions never leak into training. `balanced` class weights are
 n / (k * count_c) (scikit-learn's convention), `sqrt` their square root (a milder push for
-very rare classes such as MIT-BIH's F and Q). `sampling: balanced` draws every class equally
+very rare classes such as MIT-BIH's F and Q). `count_floor` bounds the weight of a class
+with a handful of examples (MIT-BIH's DS1 has 8 Q beats: `balanced` gives each thousands of
+times a normal beat's weight, a fifth of the loss spent on 8 beats) and leaves commoner
+classes' weights as they are. `sampling: balanced` draws every class equally
 often (with replacement) in each epoch, through `EpochBatchSampler`'s per-sample weights.
 Missing keys keep plain cross-entropy and shuffling, i.e. the behaviour before this module.
 """
@@ -47,14 +51,17 @@ def class_counts(task: str, labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(flat, minlength=num_classes).astype(np.float64)
 
 
-def class_weights(counts: np.ndarray, mode: str) -> torch.Tensor | None:
+def class_weights(counts: np.ndarray, mode: str, count_floor: float = 0.0) -> torch.Tensor | None:
     """Per-class loss weights; a class absent from training gets weight 0 (it has no examples)."""
     mode = _choice(mode, CLASS_WEIGHTS, "loss.class_weights")
+    if count_floor < 0:
+        raise ConfigError(f"Invalid loss.count_floor {count_floor}: must be >= 0")
     if mode == "none":
         return None
     present = counts > 0
     weights = np.zeros_like(counts)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    floored = np.maximum(counts[present], count_floor)
+    weights[present] = counts.sum() / (present.sum() * floored)
     if mode == "sqrt":
         weights = np.sqrt(weights)
     return torch.tensor(weights, dtype=torch.float32)
@@ -116,7 +123,7 @@ def build_loss(
         if name == "focal":
             return FocalLoss(float(loss_cfg.get("gamma", 2.0)), weight, multi_label=True)
         return nn.BCEWithLogitsLoss(pos_weight=weight)
-    weight = class_weights(counts, mode)
+    weight = class_weights(counts, mode, float(loss_cfg.get("count_floor", 0)))
     if name == "focal":
         return FocalLoss(float(loss_cfg.get("gamma", 2.0)), weight)
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
