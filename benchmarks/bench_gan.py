@@ -48,6 +48,7 @@ AVERAGED = (
     "real_acc",
     "aug_acc",
     "tstr_gap_acc",
+    "aug_delta_val_auc",
     "fd",
     "fd_real_test",
     "precision",

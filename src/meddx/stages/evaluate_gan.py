@@ -8,7 +8,9 @@ the generator copies patients.
    (`models/cnn/model.pt`).
 2. Augmentation gain: the same CNN trained on real + synthetic training images (selected on
    the real val split) against the real-trained CNN, on the real test split. One seed here
-   (`seed`); `make bench-gan` repeats it over several.
+   (`seed`); `make bench-gan` repeats it over several. `gan.evaluate.aug_share` sets how many
+   synthetic images join per real one (a seeded draw); `aug_delta_val_auc`, the same gain on
+   the real val split, is what a choice of that share may look at.
 3. Frechet distance and k-NN precision/recall in the penultimate-layer features of the
    real-trained CNN (domain-specific: not comparable with ImageNet FID). `fd_real_test`,
    the distance between the real training and real test features, is the floor that a
@@ -33,7 +35,7 @@ from meddx.data.augment import BatchAugment
 from meddx.data.intensity import processed_to_unit, stored_to_processed
 from meddx.data.npz import load_npz
 from meddx.data.validate import check_image_splits
-from meddx.errors import DataError
+from meddx.errors import ConfigError, DataError
 from meddx.io import write_json
 from meddx.paths import Layout, require
 from meddx.tracking import StageRun, stage_run
@@ -67,10 +69,28 @@ def _test_scores(
     return metrics.summary(task, test[1], probabilities(net, (test[0],), task))
 
 
+def _with_synthetic(
+    real: tuple[np.ndarray, np.ndarray],
+    synthetic: tuple[np.ndarray, np.ndarray],
+    share: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The real training split plus `share` x its size of synthetic images (seeded draw)."""
+    if share < 0:
+        raise ConfigError(f"gan.evaluate.aug_share={share} must be >= 0")
+    n = min(len(synthetic[0]), round(share * len(real[0])))
+    pick = np.sort(np.random.default_rng(seed).choice(len(synthetic[0]), n, replace=False))
+    return (
+        np.concatenate([real[0], synthetic[0][pick]]),
+        np.concatenate([real[1], synthetic[1][pick]]),
+    )
+
+
 def _train_on(
     cfg: DictConfig, role: str, data: ClassifierData, inputs: list[Path], parent: StageRun
-) -> Path:
-    """One CNN through the shared training path, in a nested MLflow run; its model path."""
+) -> tuple[Path, float]:
+    """One CNN through the shared training path, in a nested MLflow run: its model path and
+    best validation AUC."""
     model_name = f"gan_eval/{role}"
     with stage_run(
         cfg,
@@ -80,7 +100,7 @@ def _train_on(
         parent_run_id=parent.run_id,
         sections=("seed", "cnn", "trainer"),
     ) as child:
-        train_classifier(
+        trained = train_classifier(
             cfg,
             f"{STAGE}/{role}",
             model_name,
@@ -90,7 +110,7 @@ def _train_on(
             child,
             augment=BatchAugment(**cfg.data.image.augment),
         )
-    return Layout.of(cfg).model_dir(model_name) / "model.pt"
+    return Layout.of(cfg).model_dir(model_name) / "model.pt", float(trained["best_val_auc"])
 
 
 def nearest_pairs_grid(
@@ -134,9 +154,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             net_kwargs=net_kwargs,
         ),
         "augmented": ClassifierData(
-            train=(
-                np.concatenate([real["train_images"], synth["train"][0]]),
-                np.concatenate([real["train_labels"], synth["train"][1]]),
+            train=_with_synthetic(
+                (real["train_images"], real["train_labels"]),
+                synth["train"],
+                spec.aug_share,
+                cfg.seed,
             ),
             val=(real["val_images"], real["val_labels"]),
             task=task,
@@ -149,12 +171,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg, STAGE, inputs=inputs, run_name=f"{STAGE} on {facts['name']}", sections=SECTIONS
     ) as tracked:
         scores = {"real": _test_scores(cnn_path, test, task)}
+        val_auc = {}
         for role in ROLES:
-            model = _train_on(cfg, role, datasets[role], inputs[:3], tracked)
+            model, val_auc[role] = _train_on(cfg, role, datasets[role], inputs[:3], tracked)
             scores[role] = _test_scores(model, test, task)
         torch.set_num_threads(cfg.trainer.num_threads)
 
-        cnn, _ = export.load(cnn_path)
+        cnn, cnn_info = export.load(cnn_path)
+        real_val_auc = float(cnn_info.get("best", {}).get("best_val_auc", float("nan")))
         n = spec.max_samples
         real_train = _subsample(real["train_images"], n, cfg.seed)
         features_real = penultimate_features(cnn, real_train)
@@ -182,6 +206,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "aug_acc": scores["augmented"]["acc"],
             "aug_auc": scores["augmented"]["auc"],
             "aug_delta_auc": scores["augmented"]["auc"] - scores["real"]["auc"],
+            "aug_delta_val_auc": val_auc["augmented"] - real_val_auc,
             "fd": frechet_distance(features_real, features_gen),
             "fd_real_test": frechet_distance(features_real, features_test),
             "precision": precision,
