@@ -192,8 +192,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['near_copy_share']:.3f} ({r['near_copy_reference_share']:.3f}) "
             f"| {r['wall_s'] / 60:.1f} min | {r['total_wall_s'] / 60:.1f} min |"
         )
-    overrides = sorted({" ".join(r["overrides"]) for r in results.values()})
-    lines += ["", f"Overrides: {', '.join(f'`{o}`' for o in overrides if o) or 'none'}."]
+    overrides = [
+        f"{name}: `{' '.join(r['overrides'])}`"
+        for name, r in sorted(results.items())
+        if r["overrides"]
+    ]
+    lines += ["", f"Overrides: {'; '.join(overrides) or 'none'}."]
     return "\n".join(lines) + "\n"
 
 
