@@ -19,6 +19,7 @@ from meddx.models.cnn import ConvNet
 from meddx.models.ensemble import Ensemble
 from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
+from meddx.tracking import stage_run
 from meddx.training import batches, export, schedules
 from meddx.training.classification import ensemble_size
 from meddx.training.classifier import Classifier
@@ -219,3 +220,38 @@ def test_an_ensemble_exports_one_net_averaging_members_trained_from_their_own_se
 def test_an_ensemble_size_below_one_or_fractional_is_a_config_error(size) -> None:
     with pytest.raises(ConfigError, match="ensemble"):
         ensemble_size(OmegaConf.create({"ensemble": size}))
+
+
+class CrashInSecondMember(Callback):
+    """A kill while the second member of an ensemble trains its second epoch."""
+
+    def __init__(self) -> None:
+        self.fits = 0
+
+    def on_fit_start(self, trainer, module) -> None:
+        self.fits += 1
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if self.fits == 2 and trainer.current_epoch == 1:
+            raise RuntimeError("killed")
+
+
+@pytest.mark.slow
+def test_a_killed_ensemble_keeps_its_finished_member_and_resumes_the_other(
+    make_cfg, tmp_path: Path
+) -> None:
+    tiny = (*TINY_IMAGES, "cnn=convnet", "cnn.net.channels=[4,8,16]", "cnn.max_epochs=3")
+    cfg = make_cfg(*tiny, "cnn.ensemble=2", f"paths.root={tmp_path / 'killed'}")
+    acquire_images.run(cfg)
+    preprocess_images.run(cfg)
+    data, inputs, _ = train_cnn.load_data(cfg)
+    with pytest.raises(RuntimeError, match="killed"), stage_run(cfg, "train_cnn", inputs) as run:
+        train_cnn.train(cfg, data, inputs, run, [CrashInSecondMember()])
+    train_cnn.run(cfg)
+    straight = make_cfg(*tiny, "cnn.ensemble=2", f"paths.root={tmp_path / 'straight'}")
+    acquire_images.run(straight)
+    _pipeline(straight)
+    resumed, _ = export.load(Layout.of(cfg).model_dir("cnn") / "model.pt")
+    unbroken, _ = export.load(Layout.of(straight).model_dir("cnn") / "model.pt")
+    for a, b in zip(resumed.parameters(), unbroken.parameters(), strict=True):
+        assert torch.equal(a, b)
