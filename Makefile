@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-overhead bench-rnn bench-hpo bench-gan
+.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-hpo bench-gan
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -49,7 +49,7 @@ lock: ## Re-resolve the dependencies and rewrite requirements.lock
 	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^meddx'; } > requirements.lock
 	rm -rf .lock-venv
 
-bench: bench-data bench-cnn bench-overhead bench-hpo
+bench: bench-data bench-cnn bench-protocol bench-overhead bench-hpo
 
 bench-data: setup
 	$(BIN)/python benchmarks/bench_data.py
@@ -57,6 +57,9 @@ bench-data: setup
 
 bench-cnn: setup
 	$(BIN)/python benchmarks/bench_cnn.py
+
+bench-protocol: setup ## MedMNIST v2 ResNet-18 (28) protocol on BreastMNIST beside the paper's row
+	$(BIN)/python benchmarks/bench_protocol.py
 
 bench-overhead: setup
 	$(BIN)/python benchmarks/bench_overhead.py

@@ -76,7 +76,7 @@ def test_aami_groups_are_those_of_benchmarks_md():
 
 
 def test_rr_features_are_previous_next_local_mean_and_ratio_in_seconds():
-    rr = rr_features(np.array([0, 360, 720, 900]), fs=360.0, local=2)
+    rr = rr_features(np.array([0, 360, 720, 900]), fs=360.0, local=2, average_s=300)
     assert np.isnan(rr[0, [0, 2, 3]]).all() and np.isnan(rr[3, 1])
     np.testing.assert_allclose(rr[1:, 0], [1.0, 1.0, 0.5])  # previous
     np.testing.assert_allclose(rr[:3, 1], [1.0, 1.0, 0.5])  # next
@@ -86,12 +86,27 @@ def test_rr_features_are_previous_next_local_mean_and_ratio_in_seconds():
 
 def test_rr_ratios_are_previous_and_next_over_local_and_previous_over_next():
     peaks = np.array([0, 360, 720, 900, 1440])  # RR 1, 1, 0.5, 1.5: an early beat, then a pause
-    rr = rr_features(peaks, fs=360.0, local=2)
+    rr = rr_features(peaks, fs=360.0, local=2, average_s=300)
     np.testing.assert_allclose(rr[1:, 3], rr[1:, 0] / rr[1:, 2])
     np.testing.assert_allclose(rr[1:4, 4], [1.0, 0.5 / 1.0, 1.5 / 0.75])
     np.testing.assert_allclose(rr[1:4, 5], [1.0, 2.0, 0.5 / 1.5])
-    slower = rr_features(peaks * 2, fs=360.0, local=2)  # the same rhythm at half the rate
-    np.testing.assert_allclose(slower[:, 3:], rr[:, 3:])  # the ratios do not change
+    slower = rr_features(peaks * 2, fs=360.0, local=2, average_s=300)  # half the rate
+    ratios = [3, 4, 5, 7, 8, 9]
+    np.testing.assert_allclose(slower[:, ratios], rr[:, ratios])  # the ratios do not change
+
+
+def test_the_average_rr_is_the_mean_of_intervals_ending_within_half_the_window():
+    # RR 1 s throughout, then 2 s: the average follows the beat's own neighbourhood only.
+    times = np.concatenate([np.arange(0, 11), np.arange(12, 31, 2)]).astype(np.float64)
+    rr = rr_features((times * 360).astype(np.int64), fs=360.0, local=2, average_s=4)
+    average = dict(zip(times, rr[:, 6], strict=True))
+    assert average[0] == 1.0  # intervals ending at 1, 2 s
+    assert average[5] == 1.0  # ending at 3..7 s
+    assert average[10] == 5 / 4  # ending at 8, 9, 10 (1 s) and 12 (2 s)
+    assert average[30] == 2.0  # ending at 28, 30 s
+    np.testing.assert_allclose(rr[:, 7:10], rr[:, [0, 1, 2]] / rr[:, 6:7])
+    with pytest.raises(ConfigError, match="rr_average_s=0 must be a positive"):
+        rr_features(np.array([0, 360, 720]), fs=360.0, local=2, average_s=0)
 
 
 FILTER = {"median_ms": [200, 600], "highpass_hz": 0.5, "lowpass_hz": 35.0, "order": 4}
@@ -120,7 +135,9 @@ def test_record_beats_skip_non_beats_unclassed_beats_and_beats_without_both_neig
     signal = np.sin(np.arange(4000) / 20.0)
     samples = np.array([5, 400, 800, 1200, 1600, 2000, 2400, 3990])
     symbols = np.array(["+", "N", "V", "~", "?", "A", "N", "N"])
-    beats = record_beats(signal, samples, symbols, fs=360.0, window=(90, 162), rr_local=10)
+    beats = record_beats(
+        signal, samples, symbols, fs=360.0, window=(90, 162), rr_local=10, rr_average_s=300
+    )
     # '+' and '~' are not beats; '?' is a beat (it counts for RR) without an AAMI class;
     # the first beat lacks a previous one, the last (3990) a next one and room for a window.
     assert beats.annotated == 6
@@ -173,7 +190,7 @@ def _arrays(n: int = 4, length: int = 8) -> dict[str, np.ndarray]:
     [
         (
             "val_rr",
-            np.array([[1, 1, np.nan, 1, 1, 1]] * 4, np.float32),
+            np.array([[1, 1, np.nan] + [1] * (len(RR_FEATURES) - 3)] * 4, np.float32),
             r"val_rr holds NaN .* \[0, 1, 2, 3\]",
         ),
         ("test_beats", np.full((4, 1, 8), np.inf, np.float32), "test_beats holds NaN or infinite"),

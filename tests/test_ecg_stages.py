@@ -134,6 +134,7 @@ def test_synthetic_classes_differ_in_prematurity_and_qrs_width(make_cfg):
             360.0,
             (90, 162),
             10,
+            300,
         )
         for r in synthetic_ecg.generate(range(100, 112), 80, 360.0, 0.03, seed=0)
     ]

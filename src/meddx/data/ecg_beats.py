@@ -31,7 +31,18 @@ AAMI_INDEX: dict[str, int] = {
 # Every WFDB beat symbol: these are R peaks (they count for RR intervals) even when AAMI gives
 # them no class (B, r, n, ?). Everything else (+, ~, |, x, !, ...) is a rhythm/noise note.
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
-RR_FEATURES = ("rr_prev", "rr_next", "rr_local", "rr_ratio", "rr_next_local", "rr_prev_next")
+RR_FEATURES = (
+    "rr_prev",
+    "rr_next",
+    "rr_local",
+    "rr_ratio",
+    "rr_next_local",
+    "rr_prev_next",
+    "rr_average",
+    "rr_prev_average",
+    "rr_next_average",
+    "rr_local_average",
+)
 BASELINE_MODES = ("median", "highpass", "none")
 
 
@@ -64,21 +75,28 @@ def beat_windows(
     return signal[index], kept
 
 
-def rr_features(peaks: np.ndarray, fs: float, local: int) -> np.ndarray:
-    """(N, 6): previous RR, next RR, mean of the last `local` RR (seconds), then the ratios
-    previous/local, next/local and previous/next.
+def rr_features(peaks: np.ndarray, fs: float, local: int, average_s: float) -> np.ndarray:
+    """(N, 10) RR_FEATURES: previous RR, next RR, mean of the last `local` RR (seconds), the
+    ratios previous/local, next/local and previous/next, then the mean RR over `average_s`
+    seconds centred on the beat (de Chazal's 5-minute average) and previous, next and local
+    over that average.
 
     The ratios are what carries across patients: a supraventricular beat comes early *for
     this heart* and is followed by a pause, while resting rates differ between patients by
-    more than an ectopic beat's prematurity. Seconds stay available for intra-patient work.
-    NaN where a neighbour is missing (first and last beat), so callers drop those beats
-    instead of training on a made-up interval.
+    more than an ectopic beat's prematurity. The local mean follows a run of ectopic beats
+    (bigeminy pulls it down until premature beats look normal); the long average does not,
+    so the two ratios together tell a premature beat from a faster rhythm. Seconds stay
+    available for intra-patient work. NaN where a neighbour is missing (first and last beat),
+    so callers drop those beats instead of training on a made-up interval.
     """
+    if not average_s > 0:
+        raise ConfigError(f"data.ecg.rr_average_s={average_s} must be a positive number of seconds")
     n = len(peaks)
     out = np.full((n, len(RR_FEATURES)), np.nan)
     if n < 2:
         return out
-    rr = np.diff(np.asarray(peaks, dtype=np.float64)) / fs
+    times = np.asarray(peaks, dtype=np.float64) / fs
+    rr = np.diff(times)
     out[1:, 0] = rr
     out[:-1, 1] = rr
     # Mean of rr[max(0, i - local) : i] for beat i >= 1 (its own previous RR included).
@@ -86,9 +104,15 @@ def rr_features(peaks: np.ndarray, fs: float, local: int) -> np.ndarray:
     ends = np.arange(1, n)
     starts = np.maximum(0, ends - local)
     out[1:, 2] = (cumulative[ends] - cumulative[starts]) / (ends - starts)
-    out[:, 3] = out[:, 0] / out[:, 2]
-    out[:, 4] = out[:, 1] / out[:, 2]
-    out[:, 5] = out[:, 0] / out[:, 1]
+    # Mean of the intervals ending within average_s / 2 of the beat (fewer at record ends).
+    first = np.searchsorted(times[1:], times - average_s / 2, side="left")
+    last = np.searchsorted(times[1:], times + average_s / 2, side="right")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:, 6] = (cumulative[last] - cumulative[first]) / (last - first)
+        out[:, 3] = out[:, 0] / out[:, 2]
+        out[:, 4] = out[:, 1] / out[:, 2]
+        out[:, 5] = out[:, 0] / out[:, 1]
+        out[:, 7:10] = out[:, [0, 1, 2]] / out[:, 6:7]
     return out
 
 
@@ -157,7 +181,7 @@ def standardise(beats: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class RecordBeats:
     beats: np.ndarray  # (N, C, L) float32, standardised per beat, channels by name
-    rr: np.ndarray  # (N, 6) float32, RR_FEATURES
+    rr: np.ndarray  # (N, len(RR_FEATURES)) float32
     labels: np.ndarray  # (N,) int64 AAMI class index
     annotated: int  # beat annotations in the record, kept or not
 
@@ -169,6 +193,7 @@ def record_beats(
     fs: float,
     window: tuple[int, int],
     rr_local: int,
+    rr_average_s: float,
     channels: Sequence[str] = ("beat",),
 ) -> RecordBeats:
     """The labelled beats of one filtered record.
@@ -179,7 +204,7 @@ def record_beats(
     """
     peaks, beat_symbols = beat_positions(samples, symbols)
     labels = aami_labels(beat_symbols)
-    rr = rr_features(peaks, fs, rr_local)
+    rr = rr_features(peaks, fs, rr_local, rr_average_s)
     beats, in_bounds = beat_windows(signal, peaks, *window)
     keep = (labels[in_bounds] >= 0) & np.isfinite(rr[in_bounds]).all(axis=1)
     kept = standardise(beats[keep])

@@ -2,8 +2,8 @@
 
 Output contract (the RNN stage reads it): `data/processed/ecg.npz` with, per split s,
 `s_beats` float32 (N, C, L) (`data.ecg.channels`: the standardised beat and/or the beat
-minus its record's median beat), `s_rr` float32 (N, 6) (RR_FEATURES: previous, next and local
-average RR in seconds; previous/local, next/local and previous/next), `s_labels` int64 AAMI
+minus its record's median beat), `s_rr` float32 (N, 10) (RR_FEATURES: previous, next, local and
+5-minute average RR in seconds, and their ratios), `s_labels` int64 AAMI
 index, `s_records` int64; and `ecg.json` with the class names, fs, window, RR feature names,
 split mode, per-split class counts and records.
 """
@@ -107,6 +107,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 fs,
                 window,
                 spec.rr_local,
+                spec.rr_average_s,
                 channels,
             )
             for r in records
