@@ -46,7 +46,11 @@ def _record(record: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarr
     beats = height[:, None] * np.exp(-((t - WINDOW / 2) ** 2) / (2 * width[:, None] ** 2))
     beats += 0.05 * rng.standard_normal(beats.shape)
     pre = np.where(labels == 1, 0.5, 0.8) + 0.02 * rng.standard_normal(n)
-    rr = np.stack([pre, *[np.full(n, 0.8)] * 2, pre / 0.8, np.full(n, 1.0), pre / 0.8], axis=1)
+    steady, one = np.full(n, 0.8), np.ones(n)
+    # RR_FEATURES: prev, next, local, their ratios; the 5-minute mean and the ratios to it.
+    rr = np.stack(
+        [pre, steady, steady, pre / 0.8, one, pre / 0.8, steady, pre / 0.8, one, one], axis=1
+    )
     return {
         "beats": beats[:, None].astype(np.float32),
         "rr": rr.astype(np.float32),
