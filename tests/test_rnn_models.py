@@ -39,7 +39,9 @@ def test_rr_features_change_the_prediction() -> None:
     torch.manual_seed(0)
     net = build_net(compose(["rnn=gru"], conf_dir=CONF).rnn.net, **SIZES).eval()
     beat = torch.randn(1, 1, SIZES["window"]).repeat(2, 1, 1)
-    regular, premature = [0.8, 0.8, 0.8, 1.0, 1.0, 1.0], [0.4, 1.2, 0.8, 0.5, 1.5, 0.33]
+    # RR_FEATURES order: prev, next, local, 3 ratios, 5-minute mean, 3 ratios to it.
+    regular = [0.8, 0.8, 0.8, 1.0, 1.0, 1.0, 0.8, 1.0, 1.0, 1.0]
+    premature = [0.4, 1.2, 0.8, 0.5, 1.5, 0.33, 0.8, 0.5, 1.5, 1.0]
     rr = torch.tensor([regular, premature])
     logits = net(beat, rr)
     assert not torch.allclose(logits[0], logits[1])
