@@ -281,25 +281,18 @@ def test_rerunning_after_a_kill_keeps_completed_trials(make_cfg, tmp_path):
         f"tracking.experiment={cfg.tracking.experiment}",
         *overrides,
     ]
-    stage = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    # The stage's log says when a trial is done: polling its storage from here instead would
+    # race the stage creating the schema (sqlite), and fail the stage rather than the test.
+    log = tmp_path / "tune.log"
+    with log.open("w") as sink:
+        stage = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     try:
-        while True:
-            assert stage.poll() is None, "the stage ended before it could be killed"
+        while "Trial 0 finished" not in log.read_text():
+            assert stage.poll() is None, (
+                f"the stage ended before it could be killed:\n{log.read_text()[-3000:]}"
+            )
             assert time.monotonic() < deadline, "no trial completed within 300 s"
-            if (tmp_path / "optuna.db").exists():
-                try:
-                    done = [
-                        t
-                        for t in _study(cfg, "killed").trials
-                        if t.state == optuna.trial.TrialState.COMPLETE
-                    ]
-                except KeyError:  # the study is not created yet
-                    done = []
-                if done:
-                    break
             time.sleep(0.5)
     finally:
         stage.send_signal(signal.SIGKILL)
