@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from common import REPO
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
@@ -23,7 +24,6 @@ from sklearn.preprocessing import StandardScaler
 from meddx.data.beats import load_beats
 from meddx.io import write_json
 
-REPO = Path(__file__).resolve().parents[1]
 FOLDS = 6
 INPUT_SETS = {
     "ratios to the local mean (last 10 beats)": ["rr_ratio", "rr_next_local", "rr_prev_next"],
