@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF
+from meddx.config import compose
 from meddx.errors import ConfigError
 from meddx.models import monai_nets
 from meddx.models.cnn import ConvNet
@@ -33,6 +34,15 @@ def _module(model: str, task: str, channels: int = 1) -> Classifier:
 
 def test_every_model_config_is_covered() -> None:
     assert {"basic", "resnet18", "densenet121", "efficientnet_b0", "convnet"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_offers_the_same_imbalance_options(model: str) -> None:
+    cfg = compose(
+        [f"cnn={model}", "cnn.loss.class_weights=sqrt", "cnn.sampling=balanced"], conf_dir=CONF
+    )
+    assert (cfg.cnn.loss.name, cfg.cnn.loss.class_weights) == ("ce", "sqrt")
+    assert cfg.cnn.sampling == "balanced"
 
 
 @pytest.mark.slow
