@@ -22,7 +22,7 @@ from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
 from meddx.tracking import stage_run
 from meddx.training import batches, export, schedules
 from meddx.training.classification import ensemble_size
-from meddx.training.classifier import Classifier
+from meddx.training.classifier import Classifier, mixup_pairs
 from meddx.training.fit import fit, seed_everything
 
 TRAINER = OmegaConf.create(
@@ -156,10 +156,11 @@ def _write_raw(cfg, labels: dict[str, np.ndarray]) -> None:
     save_npz(Layout.of(cfg).raw_images, arrays)
 
 
-def _train_on_task(make_cfg, task: str) -> None:
+def _train_on_task(make_cfg, task: str, *overrides: str) -> None:
     rng = np.random.default_rng(1)
     names = ["a", "b", "c"]
     cfg = make_cfg(
+        *overrides,
         "cnn=convnet",
         "cnn.net.channels=[4,8,16]",
         "cnn.max_epochs=1",
@@ -181,6 +182,34 @@ def _train_on_task(make_cfg, task: str) -> None:
     assert 0.0 <= trained["best_val_auc"] <= 1.0
     assert set(tested["per_class"]) == set(names)
     assert 0.0 <= tested["test_auc"] <= 1.0
+
+
+def test_mixup_pairs_are_a_weight_in_0_1_and_a_permutation_the_seed_repeats() -> None:
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        draws.append(mixup_pairs(32, 0.4, torch.device("cpu")))
+    (weight, partner), (again, partner_again) = draws
+    assert 0.0 <= weight <= 1.0
+    assert sorted(partner.tolist()) == list(range(32))
+    assert weight == again and torch.equal(partner, partner_again)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, float("nan")])
+def test_a_negative_or_nan_mixup_alpha_is_refused(alpha: float) -> None:
+    with pytest.raises(ConfigError, match="mixup_alpha"):
+        Classifier(
+            net=ConvNet(1, 2, 16, channels=(4, 8)),
+            task="binary",
+            optimizer=torch.optim.SGD,
+            mixup_alpha=alpha,
+        )
+
+
+@pytest.mark.slow
+def test_mixup_trains_on_soft_multi_label_and_class_index_targets(make_cfg) -> None:
+    _train_on_task(make_cfg, "multi-label", "cnn.mixup_alpha=0.4")
+    _train_on_task(make_cfg, "multi-class", "cnn.mixup_alpha=0.4")
 
 
 # Two functions, not parametrize: make_cfg names the MLflow experiment after the test, and

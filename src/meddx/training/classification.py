@@ -99,6 +99,7 @@ def _fit_member(
             num_classes,
             label_smoothing=model_cfg.get("label_smoothing", 0.0),
         ),
+        mixup_alpha=model_cfg.get("mixup_alpha", 0.0),
         channels_last=bool(cfg.trainer.get("channels_last", False)),
     )
     # Oversampling reweights the training split only; validation keeps its true distribution.

@@ -15,11 +15,19 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from meddx.errors import ConfigError
 from meddx.training import metrics
 from meddx.training.rng import RngInCheckpoints
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
+
+
+def mixup_pairs(size: int, alpha: float, device: torch.device) -> tuple[float, torch.Tensor]:
+    """The mixing weight and each sample's partner, drawn from the global torch RNG so that
+    seeds and checkpoints (RngInCheckpoints) make mixed batches reproducible."""
+    weight = float(torch.distributions.Beta(alpha, alpha).sample())
+    return weight, torch.randperm(size).to(device)
 
 
 class Classifier(RngInCheckpoints, pl.LightningModule):
@@ -32,14 +40,22 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         scheduler_interval: str = "epoch",
         class_weights: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
         augment: nn.Module | None = None,
         loss: nn.Module | None = None,
         channels_last: bool = False,
     ) -> None:
-        """`loss` (e.g. from `imbalance.build_loss`) replaces the task's default loss."""
+        """`loss` (e.g. from `imbalance.build_loss`) replaces the task's default loss.
+
+        `mixup_alpha` > 0 trains on mixup pairs (Zhang et al., 2018): a regulariser for small
+        training sets that, unlike label smoothing, also smooths the inputs between classes.
+        """
         super().__init__()
         if task not in metrics.TASKS:
             raise ValueError(f"unknown task {task!r}; known: {metrics.TASKS}")
+        if not mixup_alpha >= 0:
+            raise ConfigError(f"Invalid mixup_alpha={mixup_alpha!r}: Beta parameter >= 0, 0 = off")
+        self.mixup_alpha = float(mixup_alpha)
         self.net = net
         self.task = task
         self.optimizer_factory = optimizer
@@ -78,7 +94,18 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         inputs, target = self._split(batch)
         if self.augment is not None:
             inputs = (self.augment(inputs[0]), *inputs[1:])
-        loss = self.loss(self(*inputs), target)
+        if self.mixup_alpha > 0:
+            weight, partner = mixup_pairs(len(target), self.mixup_alpha, target.device)
+            inputs = tuple(
+                weight * x + (1 - weight) * x[partner] if x.is_floating_point() else x
+                for x in inputs
+            )
+            logits = self(*inputs)
+            loss = weight * self.loss(logits, target) + (1 - weight) * self.loss(
+                logits, target[partner]
+            )
+        else:
+            loss = self.loss(self(*inputs), target)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(target))
         return loss
 
