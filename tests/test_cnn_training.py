@@ -11,6 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from pytorch_lightning import Callback
+from torch import nn
 
 from conftest import TINY_IMAGES
 from meddx.data.npz import save_npz
@@ -193,6 +194,23 @@ def test_mixup_pairs_are_a_weight_in_0_1_and_a_permutation_the_seed_repeats() ->
     assert 0.0 <= weight <= 1.0
     assert sorted(partner.tolist()) == list(range(32))
     assert weight == again and torch.equal(partner, partner_again)
+
+
+def test_mixup_scores_the_mixed_batch_against_both_targets_by_the_weight() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 16, 16), torch.tensor([0, 1] * 4)
+    net = ConvNet(1, 2, 16, channels=(4, 8)).eval()  # eval: no dropout, BN running stats
+    module = Classifier(net=net, task="binary", optimizer=torch.optim.SGD, mixup_alpha=0.4)
+    torch.manual_seed(7)
+    loss = module.training_step((x, y), 0)
+    torch.manual_seed(7)
+    weight, partner = mixup_pairs(8, 0.4, x.device)
+    logits = net(weight * x + (1 - weight) * x[partner])
+    expected = weight * nn.functional.cross_entropy(logits, y) + (
+        1 - weight
+    ) * nn.functional.cross_entropy(logits, y[partner])
+    assert 0.0 < weight < 1.0 and not torch.equal(partner, torch.arange(8))
+    assert torch.allclose(loss, expected)
 
 
 @pytest.mark.parametrize("alpha", [-0.1, float("nan")])
