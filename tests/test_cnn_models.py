@@ -37,12 +37,12 @@ def test_every_model_config_is_covered() -> None:
 
 
 @pytest.mark.parametrize("model", MODELS)
-def test_every_model_offers_the_same_imbalance_options(model: str) -> None:
-    cfg = compose(
-        [f"cnn={model}", "cnn.loss.class_weights=sqrt", "cnn.sampling=balanced"], conf_dir=CONF
-    )
+def test_every_model_offers_the_same_objective_options(model: str) -> None:
+    overrides = ["cnn.loss.class_weights=sqrt", "cnn.sampling=balanced", "cnn.mixup_alpha=0.2"]
+    cfg = compose([f"cnn={model}", *overrides], conf_dir=CONF)
     assert (cfg.cnn.loss.name, cfg.cnn.loss.class_weights) == ("ce", "sqrt")
     assert cfg.cnn.sampling == "balanced"
+    assert (cfg.cnn.label_smoothing, cfg.cnn.mixup_alpha) == (0.0, 0.2)
 
 
 @pytest.mark.slow
