@@ -29,12 +29,12 @@ test: setup ## Run the test suite (slow tests included)
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
+	$(BIN)/ruff format --check src tests benchmarks notebooks
 
 format: setup
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks notebooks
+	$(BIN)/ruff check --fix src tests benchmarks notebooks
 
 params: setup ## Recompose params.yaml from conf/ (what `dvc exp run` does)
 	$(BIN)/python -m meddx compose --output params.yaml

@@ -3,14 +3,27 @@ its name says."""
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import torch
 
+from meddx.config import compose
 from meddx.data.augment import BatchAugment
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _batch(n: int = 16, size: int = 12) -> torch.Tensor:
     torch.manual_seed(0)
     return torch.rand(n, 1, size, size)
+
+
+def test_every_image_dataset_config_sets_every_augmentation_option() -> None:
+    options = set(inspect.signature(BatchAugment).parameters)
+    for dataset in sorted(p.stem for p in (CONF / "data" / "image").glob("*.yaml")):
+        augment = compose([f"data/image={dataset}"], conf_dir=CONF).data.image.augment
+        assert set(augment) == options, dataset
 
 
 def test_nothing_configured_leaves_the_batch_untouched() -> None:
@@ -48,3 +61,18 @@ def test_rotations_and_zooms_resample_about_the_centre() -> None:
     assert (out[:, 0, 7, 7] > 0.9).all()  # the centre stays on the bar
     top = out[:, 0, 0, 6:9].mean(1)
     assert top.std() > 0  # each image got its own angle
+
+
+def test_cutout_blanks_one_square_of_at_most_the_configured_side_per_image() -> None:
+    x = _batch(n=64) + 1  # no pixel is 0 before the cutout
+    out = BatchAugment(cutout=4)(x)
+    blank = out[:, 0] == 0
+    assert torch.equal(out[~blank[:, None]], x[~blank[:, None]])  # the rest is untouched
+    for square in blank:
+        rows, cols = square.any(1).nonzero(), square.any(0).nonzero()
+        height, width = len(rows), len(cols)
+        assert 1 <= height <= 4 and 1 <= width <= 4
+        assert square.sum() == height * width  # one filled rectangle
+        assert rows.max() - rows.min() + 1 == height and cols.max() - cols.min() + 1 == width
+    assert (blank.flatten(1).sum(1) == 16).any()  # whole squares where the border allows
+    assert len({tuple(s.nonzero()[0].tolist()) for s in blank}) > 1  # placed per image

@@ -12,12 +12,16 @@ from torch import nn
 
 
 class BatchAugment(nn.Module):
-    """Random integer shifts (zero padded), optional flips, and optional small rotations and
-    zooms, per sample, vectorised.
+    """Random integer shifts (zero padded), optional flips, optional small rotations and
+    zooms, and optional cutout, per sample, vectorised.
 
     `rotate` (degrees) and `scale` (fraction) resample the image (bilinear), so they are for
     datasets where the exact pixel grid carries nothing: a few degrees of probe tilt on an
     ultrasound, say. With both at 0 the shifts stay exact pixel moves.
+
+    `cutout` (DeVries & Taylor, 2017) sets one square of that side to 0, the value shifts pad
+    with, centred anywhere in the image (so it may be clipped by the border): a regulariser for
+    small training sets, where a network otherwise leans on a few pixels of each image.
     """
 
     def __init__(
@@ -27,6 +31,7 @@ class BatchAugment(nn.Module):
         vflip: bool = False,
         rotate: float = 0.0,
         scale: float = 0.0,
+        cutout: int = 0,
     ) -> None:
         super().__init__()
         self.shift = shift
@@ -34,6 +39,7 @@ class BatchAugment(nn.Module):
         self.vflip = vflip
         self.rotate = rotate
         self.scale = scale
+        self.cutout = cutout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -54,6 +60,8 @@ class BatchAugment(nn.Module):
             x = _resample(x, theta, "nearest")
         if self.rotate or self.scale:
             x = self._rotate_and_zoom(x)
+        if self.cutout:
+            x = self._cut_out(x)
         return x
 
     def _rotate_and_zoom(self, x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +75,16 @@ class BatchAugment(nn.Module):
         theta[:, 1, 0] = torch.sin(angle) / zoom
         theta[:, 1, 1] = torch.cos(angle) / zoom
         return _resample(x, theta, "bilinear")
+
+    def _cut_out(self, x: torch.Tensor) -> torch.Tensor:
+        n, (h, w) = x.shape[0], x.shape[-2:]
+        top = torch.randint(0, h, (n, 1, 1), device=x.device) - self.cutout // 2
+        left = torch.randint(0, w, (n, 1, 1), device=x.device) - self.cutout // 2
+        rows = torch.arange(h, device=x.device)[None, :, None]
+        cols = torch.arange(w, device=x.device)[None, None, :]
+        inside = (rows >= top) & (rows < top + self.cutout) & (cols >= left)
+        inside &= cols < left + self.cutout
+        return x.masked_fill(inside[:, None], 0)
 
 
 def _resample(x: torch.Tensor, theta: torch.Tensor, mode: str) -> torch.Tensor:
