@@ -6,10 +6,12 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import pytest
 import torch
 
 from meddx.config import compose
 from meddx.data.augment import BatchAugment
+from meddx.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -76,3 +78,12 @@ def test_cutout_blanks_one_square_of_at_most_the_configured_side_per_image() -> 
         assert rows.max() - rows.min() + 1 == height and cols.max() - cols.min() + 1 == width
     assert (blank.flatten(1).sum(1) == 16).any()  # whole squares where the border allows
     assert len({tuple(s.nonzero()[0].tolist()) for s in blank}) > 1  # placed per image
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("shift", -1), ("cutout", -4), ("cutout", 2.5), ("rotate", float("nan")), ("scale", 1.0)],
+)
+def test_an_impossible_setting_is_a_config_error_naming_it(option: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"augment.{option}="):
+        BatchAugment(**{option: value})

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from meddx.errors import ConfigError
+
 
 class BatchAugment(nn.Module):
     """Random integer shifts (zero padded), optional flips, optional small rotations and
@@ -34,6 +36,13 @@ class BatchAugment(nn.Module):
         cutout: int = 0,
     ) -> None:
         super().__init__()
+        for name, pixels in (("shift", shift), ("cutout", cutout)):
+            if not isinstance(pixels, int) or pixels < 0:
+                raise ConfigError(f"data.image.augment.{name}={pixels!r}: whole pixels, >= 0")
+        if not 0 <= rotate <= 180:
+            raise ConfigError(f"data.image.augment.rotate={rotate!r}: degrees in [0, 180]")
+        if not 0 <= scale < 1:
+            raise ConfigError(f"data.image.augment.scale={scale!r}: a fraction in [0, 1)")
         self.shift = shift
         self.hflip = hflip
         self.vflip = vflip
