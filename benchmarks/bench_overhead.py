@@ -26,12 +26,13 @@ from common import REPO, project, stage_medmnist
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from meddx import metrics
 from meddx.data.augment import BatchAugment
 from meddx.data.npz import load_npz
 from meddx.io import write_json
+from meddx.models import export
 from meddx.paths import Layout
 from meddx.stages import preprocess_images, train_cnn
-from meddx.training import export, metrics
 from meddx.training.fit import seed_everything
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from meddx.training import metrics
+from meddx import metrics
 
 
 @pytest.fixture

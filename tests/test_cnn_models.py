@@ -10,9 +10,8 @@ from omegaconf import OmegaConf
 from conftest import CONF
 from meddx.config import compose
 from meddx.errors import ConfigError
-from meddx.models import monai_nets
+from meddx.models import export, monai_nets
 from meddx.models.cnn import ConvNet
-from meddx.training import export
 from meddx.training.classifier import Classifier
 
 MODELS = sorted(p.stem for p in (CONF / "cnn").glob("*.yaml"))

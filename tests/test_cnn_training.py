@@ -16,12 +16,13 @@ from torch import nn
 from conftest import TINY_IMAGES
 from meddx.data.npz import save_npz
 from meddx.errors import ConfigError
+from meddx.models import export
 from meddx.models.cnn import ConvNet
 from meddx.models.ensemble import Ensemble
 from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
 from meddx.tracking import stage_run
-from meddx.training import batches, export, schedules
+from meddx.training import batches, schedules
 from meddx.training.classification import ensemble_size
 from meddx.training.classifier import Classifier, mixup_pairs
 from meddx.training.fit import fit, seed_everything

@@ -18,9 +18,9 @@ from meddx.data.npz import load_npz, save_npz
 from meddx.data.stats import class_key
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError, DataError
+from meddx.metrics import TASKS
 from meddx.paths import Layout
 from meddx.stages import acquire_images, preprocess_images
-from meddx.training.metrics import TASKS
 
 OFFICIAL = {
     "pneumoniamnist": {"train": (1214, 3494), "val": (135, 389), "test": (234, 390)},

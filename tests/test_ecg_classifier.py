@@ -21,9 +21,9 @@ from meddx.data.ecg_beats import RR_FEATURES
 from meddx.data.npz import save_npz
 from meddx.errors import ConfigError, DataError
 from meddx.evaluation import classifier
+from meddx.models import export
 from meddx.paths import Layout
 from meddx.stages import evaluate_rnn, train_rnn
-from meddx.training import export
 
 CLASSES = ["N", "S", "V", "F", "Q"]
 WINDOW = 64

@@ -10,7 +10,7 @@ import torch
 from meddx.config import compose
 from meddx.data.ecg_beats import RR_FEATURES
 from meddx.errors import ConfigError
-from meddx.training.export import build_net
+from meddx.models.export import build_net
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 NETWORKS = sorted(p.stem for p in (CONF / "rnn").glob("*.yaml"))

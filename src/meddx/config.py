@@ -37,7 +37,7 @@ def default_conf_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "conf"
 
 
-def _is_group_override(override: str, conf_dir: Path) -> bool:
+def is_group_override(override: str, conf_dir: Path) -> bool:
     """Group choices (`cnn=resnet18`, `data/image=x`, `+experiment=y`) name a folder in conf/."""
     key = override.split("=", 1)[0].lstrip("+~")
     return "/" in key or (conf_dir / key).is_dir()
@@ -135,8 +135,8 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> Dict
     conf_dir = (conf_dir or default_conf_dir()).resolve()
     if not (conf_dir / f"{CONFIG_NAME}.yaml").is_file():
         raise ConfigError(f"No {CONFIG_NAME}.yaml in config folder {conf_dir}")
-    groups = [o for o in overrides if _is_group_override(o, conf_dir)]
-    values = [o for o in overrides if not _is_group_override(o, conf_dir)]
+    groups = [o for o in overrides if is_group_override(o, conf_dir)]
+    values = [o for o in overrides if not is_group_override(o, conf_dir)]
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
             cfg = hydra_compose(config_name=CONFIG_NAME, overrides=groups)
@@ -157,7 +157,7 @@ def load_params(
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path} must hold a mapping at the top level")
     conf_dir = default_conf_dir()
-    groups = [o for o in overrides if _is_group_override(o, conf_dir)]
+    groups = [o for o in overrides if is_group_override(o, conf_dir)]
     if groups:
         raise ConfigError(
             f"Group overrides ({', '.join(groups)}) need composition from conf/: run the stage "
@@ -186,7 +186,7 @@ def with_overrides(
     out = copy.deepcopy(cfg)
     values = []
     for override in overrides:
-        if not _is_group_override(override, conf_dir):
+        if not is_group_override(override, conf_dir):
             values.append(override)
             continue
         group, _, choice = override.partition("=")

@@ -18,6 +18,19 @@ MIRROR_ENV = "MEDDX_DATA_MIRROR"
 DEFAULT_CACHE = Path("data") / "cache"
 
 
+def project_root(root: str | os.PathLike[str]) -> Path:
+    """The checkout that owns the local stores (mlflow.db, optuna.db, runs/).
+
+    Also from inside a `dvc exp run --temp` copy, so experiments share the project's stores.
+    """
+    resolved = Path(root).resolve()
+    parts = resolved.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return resolved
+
+
 class Layout:
     """Named files of one project tree, plus the two data folders outside its DVC graph.
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from meddx.io import file_digest
 
@@ -69,3 +73,13 @@ def pipeline_id(root: Path) -> str:
     if params.is_file():
         digest.update(params.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def run_key(*parts: Any) -> str:
+    """A short stable hash of the config sections and input digests that define a run."""
+    blob = json.dumps(
+        [OmegaConf.to_container(p, resolve=True) if OmegaConf.is_config(p) else p for p in parts],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]

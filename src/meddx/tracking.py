@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from meddx.config import flatten
 from meddx.errors import ConfigError, TrackingError
 from meddx.io import write_json, write_text
-from meddx.paths import Layout
+from meddx.paths import Layout, project_root
 from meddx.provenance import git_state, input_hashes, pipeline_id
 
 if TYPE_CHECKING:
@@ -60,16 +60,6 @@ def is_global_zero() -> bool:
     if os.environ.get("RANK"):
         return int(os.environ["RANK"]) == 0
     return all(int(os.environ.get(var) or 0) == 0 for var in RANK_VARIABLES)
-
-
-def project_root(root: str | os.PathLike[str]) -> Path:
-    """The checkout that owns the tracking store, also from inside a `dvc exp run --temp` copy."""
-    resolved = Path(root).resolve()
-    parts = resolved.parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return resolved
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -284,6 +274,13 @@ class StageRun:
             lambda: self.unsent.update(status=status),
         )
 
+    def on_run(self, run_id: str) -> StageRun:
+        """A handle on another existing run of this store (an earlier HPO trial's) that spools
+        like this one: offline already if this run is, kept for `meddx upload` if it fails."""
+        other = StageRun(self.client, run_id, self.uri, self.spool_dir, self.unsent["experiment"])
+        other.error = self.error
+        return other
+
 
 class NullRun(StageRun):
     """What ranks other than 0 of a distributed run log to: nothing."""
@@ -293,6 +290,9 @@ class NullRun(StageRun):
 
     def _deliver(self, send: Callable[[], object], keep: Callable[[], None]) -> None:
         return None
+
+    def on_run(self, run_id: str) -> StageRun:
+        return self
 
 
 def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -444,3 +444,22 @@ def upload(spool_dir: Path, uri: str | None = None) -> dict[str, str]:
         path.unlink()
         shutil.rmtree(path.with_suffix(""), ignore_errors=True)
     return sent
+
+
+def latest_runs(cfg: DictConfig, stages: Sequence[str]) -> dict[str, Any]:
+    """Latest FINISHED run per stage name in the configured experiment (reading, no spool)."""
+    client = _client(tracking_uri(cfg))
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        return {}
+    runs = {}
+    for stage in stages:
+        found = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`meddx.stage` = '{stage}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if found:
+            runs[stage] = found[0]
+    return runs

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from meddx.stages.preprocess_images import channel_first
+
+def channel_first(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) -> (N, C, H, W) float32 in [0, 1] for integer input."""
+    x = images.astype(np.float32)
+    if np.issubdtype(images.dtype, np.integer):
+        x /= float(np.iinfo(images.dtype).max)
+    return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def _stats(normalization: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ package pulls torchvision, which breaks torch here (see STACK.md). In v3 the 28 
 organ{a,c,s}mnist were re-issued (new MD5s, a few images fewer than v2); all other 28 px
 MD5s are unchanged from v2.
 
-Task names are mapped onto `meddx.training.metrics.TASKS`: "binary-class" -> "binary",
+Task names are mapped onto `meddx.metrics.TASKS`: "binary-class" -> "binary",
 "multi-label, binary-class" -> "multi-label", "ordinal-regression" -> "ordinal".
 """
 

@@ -18,10 +18,10 @@ import numpy as np
 from omegaconf import DictConfig
 from torch import nn
 
+from meddx import metrics
 from meddx.evaluation import figures, stats
 from meddx.io import write_json, write_text
 from meddx.tracking import StageRun
-from meddx.training import metrics
 
 HEADLINE = ("auc", "acc", "balanced_acc", "ece")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from meddx.training import metrics
+from meddx import metrics
 
 
 def bootstrap_ci(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from meddx.config import _is_group_override, default_conf_dir, with_overrides
+from meddx.config import default_conf_dir, is_group_override, with_overrides
 from meddx.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _parse_one(name: str, spec: Any, where: str, conf_dir: Path) -> Param:
         raise ConfigError(
             f"{where}.key must name a config key (cnn.optimizer.lr) or a group (cnn), got {key!r}"
         )
-    group = _is_group_override(key, conf_dir)
+    group = is_group_override(key, conf_dir)
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, Sequence) or isinstance(choices, str) or not choices:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from meddx.errors import ConfigError
-from meddx.tracking import project_root
+from meddx.paths import project_root
+from meddx.provenance import run_key
 
 if TYPE_CHECKING:
     import optuna
@@ -168,8 +169,6 @@ def study_name(cfg: DictConfig, input_digests: list[str]) -> str:
     `n_trials` extends it); change any of them and the search starts afresh rather than
     mixing incomparable trials. Sampler, pruner and worker count do not change the name.
     """
-    from meddx.training.fit import run_key  # Lightning: only once a study really runs
-
     if cfg.hpo.study_name:
         return str(cfg.hpo.study_name)
     hpo = cfg.hpo

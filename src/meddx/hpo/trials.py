@@ -1,9 +1,10 @@
 """Running trials: a worker optimizes the shared study until `hpo.n_trials` are used up.
 
-A trial is the train_cnn stage's own `train` on the base config plus the trial's overrides,
-in a nested MLflow run under the study's parent run. Workers are separate processes (spawned:
-a forked child would share the parent's sqlite connections) that meet only in the storage,
-so the same code serves one worker, several on one machine, or several machines.
+A trial is the `Target`'s `train` (handed in by the stage: hpo imports no stage) on the base
+config plus the trial's overrides, in a nested MLflow run under the study's parent run.
+Workers are separate processes (spawned: a forked child would share the parent's sqlite
+connections) that meet only in the storage, so the same code serves one worker, several on
+one machine, or several machines.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import multiprocessing
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,17 +30,33 @@ from meddx.tracking import stage_run
 
 if TYPE_CHECKING:
     import optuna
+    from pytorch_lightning.callbacks import Callback
 
-    from meddx.training.classification import ClassifierData
+    from meddx.tracking import StageRun
 
 STAGE = "tune"
 STATE_TAG = "meddx.trial_state"  # complete | pruned | failed
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a trial optimises: module-level functions, so a spawned worker can unpickle them.
+
+    `load_data(cfg) -> (data, input files, facts)` runs once per worker; `train(cfg, data,
+    inputs, run, callbacks) -> metrics` once per trial, with the pruning callback; `sections`
+    are the config sections it reads, logged as each trial run's params.
+    """
+
+    load_data: Callable[[DictConfig], tuple[Any, list[Path], dict[str, Any]]]
+    train: Callable[[DictConfig, Any, list[Path], StageRun, list[Callback]], dict[str, Any]]
+    sections: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Job:
     """What every worker needs; plain values, since it crosses a process spawn."""
 
+    target: Target
     cfg_yaml: str
     conf_dir: str
     storage: str
@@ -56,7 +74,7 @@ class Objective:
         cfg: DictConfig,
         job: Job,
         params: list[Param],
-        data: ClassifierData,
+        data: Any,
         inputs: list[Path],
         worker: int,
     ) -> None:
@@ -74,7 +92,6 @@ class Objective:
         import optuna
 
         from meddx.hpo.pruning import OptunaPruning
-        from meddx.stages import train_cnn
 
         overrides = to_overrides(self.params, {p.name: p.suggest(trial) for p in self.params})
         trial.set_user_attr("overrides", overrides)
@@ -91,7 +108,7 @@ class Objective:
             self.inputs,
             run_name=f"trial {trial.number}",
             parent_run_id=self.job.parent_run_id,
-            sections=train_cnn.SECTIONS,
+            sections=self.job.target.sections,
         ) as tracked:
             trial.set_user_attr("mlflow_run_id", tracked.run_id)
             tracked.set_tags(
@@ -104,7 +121,9 @@ class Objective:
                 }
             )
             try:
-                metrics = train_cnn.train(work_cfg, self.data, self.inputs, tracked, [pruning])
+                metrics = self.job.target.train(
+                    work_cfg, self.data, self.inputs, tracked, [pruning]
+                )
             except BaseException:
                 tracked.set_tags({STATE_TAG: "failed"})
                 raise
@@ -128,13 +147,11 @@ class Objective:
 
 def run_worker(job: Job, worker: int) -> None:
     """Take trials from the study until its budget is used, the deadline passes, or none left."""
-    from meddx.stages import train_cnn
-
     cfg = OmegaConf.create(job.cfg_yaml)
     OmegaConf.set_struct(cfg, True)
     assert isinstance(cfg, DictConfig)
     params = parse_space(cfg.hpo.space, Path(job.conf_dir))
-    data, inputs, _ = train_cnn.load_data(cfg)
+    data, inputs, _ = job.target.load_data(cfg)
     study = load_study(cfg, job.storage, job.study, worker)
     n_trials = int(cfg.hpo.n_trials)
 

@@ -15,6 +15,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from meddx.models.export import build_net
+
 
 class Ensemble(nn.Module):
     def __init__(
@@ -27,8 +29,6 @@ class Ensemble(nn.Module):
         """Either `members` (trained networks) or `member` + `size` (rebuilt from a config)."""
         super().__init__()
         if members is None:
-            from meddx.training.export import build_net
-
             members = [build_net(member, **dataset_kwargs) for _ in range(size)]
         self.members = nn.ModuleList(members)
 

@@ -18,10 +18,10 @@ from omegaconf import DictConfig
 from meddx.data.npz import load_npz
 from meddx.evaluation import classifier
 from meddx.io import write_json
+from meddx.models import export
+from meddx.models.predict import probabilities
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
-from meddx.training import export
-from meddx.training.predict import probabilities
 
 STAGE = "evaluate"
 MODEL = "cnn"

@@ -31,15 +31,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from meddx import metrics
 from meddx.data.augment import BatchAugment
 from meddx.data.intensity import processed_to_unit, stored_to_processed
 from meddx.data.npz import load_npz
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError, DataError
 from meddx.io import write_json
+from meddx.models import export
+from meddx.models.predict import probabilities
 from meddx.paths import Layout, require
 from meddx.tracking import StageRun, stage_run
-from meddx.training import export, metrics
 from meddx.training.classification import ClassifierData, train_classifier
 from meddx.training.generative import (
     frechet_distance,
@@ -49,7 +51,6 @@ from meddx.training.generative import (
     precision_recall,
     save_png,
 )
-from meddx.training.predict import probabilities
 
 STAGE = "evaluate_gan"
 SECTIONS = ("seed", "data.image.augment", "cnn", "trainer", "gan.evaluate")

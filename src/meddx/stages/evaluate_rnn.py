@@ -17,10 +17,10 @@ from omegaconf import DictConfig
 from meddx.data.beats import check_records_disjoint, load_beats
 from meddx.evaluation import classifier
 from meddx.io import write_json
+from meddx.models import export
+from meddx.models.predict import probabilities
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
-from meddx.training import export
-from meddx.training.predict import probabilities
 
 STAGE = "evaluate_rnn"
 MODEL = "rnn"

@@ -20,10 +20,10 @@ from meddx.data.npz import SPLITS, save_npz
 from meddx.data.stats import class_key
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError
+from meddx.models import export
 from meddx.models.gan import Generator
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
-from meddx.training import export
 
 STAGE = "generate_images"
 SECTIONS = ("seed", "gan.generate", "trainer.num_threads")

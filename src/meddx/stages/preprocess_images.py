@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from meddx.data.intensity import channel_first
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
 from meddx.data.samples import write_class_grids
@@ -32,14 +33,6 @@ from meddx.tracking import stage_run
 STAGE = "preprocess_images"
 SECTIONS = ("seed", "data.image")
 INTENSITY_MODES = ("unit", "symmetric", "zscore")
-
-
-def channel_first(images: np.ndarray) -> np.ndarray:
-    """(N, H, W) or (N, H, W, C) -> (N, C, H, W) float32 in [0, 1] for integer input."""
-    x = images.astype(np.float32)
-    if np.issubdtype(images.dtype, np.integer):
-        x /= float(np.iinfo(images.dtype).max)
-    return x[:, None] if x.ndim == 3 else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def scale_intensity(

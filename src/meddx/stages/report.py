@@ -19,9 +19,9 @@ from omegaconf import DictConfig
 
 from meddx.evaluation.document import Document
 from meddx.io import write_text
-from meddx.paths import Layout
+from meddx.paths import Layout, project_root
 from meddx.provenance import git_state, pipeline_id
-from meddx.tracking import project_root, stage_run, tracking_uri
+from meddx.tracking import latest_runs, stage_run, tracking_uri
 
 STAGE = "report"
 SECTIONS = ("report",)
@@ -61,27 +61,6 @@ def with_ci(result: dict[str, Any], key: str, scale: float = 1.0) -> str:
     low, high = lookup(result, f"{key}_ci_low"), lookup(result, f"{key}_ci_high")
     text = number(lookup(result, key), scale)
     return f"{text} [{number(low, scale)}, {number(high, scale)}]" if low is not None else text
-
-
-def stage_runs(cfg: DictConfig, stages: list[str]) -> dict[str, Any]:
-    """Latest FINISHED MLflow run per stage name in the configured experiment."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri(cfg))
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    if experiment is None:
-        return {}
-    runs = {}
-    for stage in stages:
-        found = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.`meddx.stage` = '{stage}' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if found:
-            runs[stage] = found[0]
-    return runs
 
 
 def _run_cell(runs: dict[str, Any], stage: str) -> str:
@@ -224,7 +203,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     paths = sorted(metrics_dir.glob("*.json")) if metrics_dir.is_dir() else []
     results = {p.stem: json.loads(p.read_text()) for p in paths}
     stages = sorted(set(results) | {s.train for s in cfg.report.models.values()})
-    runs = stage_runs(cfg, stages)
+    runs = latest_runs(cfg, stages)
     md, page = layout.reports / "report.md", layout.reports / "report.html"
     with stage_run(
         cfg, STAGE, inputs=paths, run_name=f"{STAGE} ({len(results)} stages)", sections=SECTIONS

@@ -2,69 +2,19 @@
 
 When the `tune` stage has run, its best overrides (models/tune/best_overrides.yaml) go on
 top of params.yaml first, so `dvc repro` trains the final model with the tuned config.
-HPO trials call `train` directly with their own config, run and pruning callback.
+The training itself is `meddx.training.images.train`, which HPO trials run too.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Callback
 
-from meddx.data.augment import BatchAugment
-from meddx.data.npz import load_npz
 from meddx.hpo.best import apply_best
-from meddx.paths import Layout, require
-from meddx.tracking import StageRun, stage_run
-from meddx.training.classification import ClassifierData, train_classifier
-
-STAGE = "train_cnn"
-SECTIONS = ("seed", "data.image", "cnn", "trainer")
-
-
-def load_data(cfg: DictConfig) -> tuple[ClassifierData, list[Path], dict[str, Any]]:
-    """The preprocessed splits, the input files (for provenance) and the dataset facts."""
-    layout = Layout.of(cfg)
-    images = require(layout.processed_images, layout.root)
-    meta_path = require(layout.processed_images_meta, layout.root)
-    facts = json.loads(meta_path.read_text())
-    arrays = load_npz(images)
-    data = ClassifierData(
-        train=(arrays["train_images"], arrays["train_labels"]),
-        val=(arrays["val_images"], arrays["val_labels"]),
-        task=facts["task"],
-        class_names=facts["class_names"],
-        net_kwargs={
-            "in_channels": facts["channels"],
-            "num_classes": facts["num_classes"],
-            "image_size": facts["size"],
-        },
-    )
-    return data, [images, meta_path], facts
-
-
-def train(
-    cfg: DictConfig,
-    data: ClassifierData,
-    inputs: list[Path],
-    run: StageRun,
-    extra_callbacks: list[Callback] | None = None,
-) -> dict[str, Any]:
-    augment = BatchAugment(**cfg.data.image.augment)
-    return train_classifier(
-        cfg,
-        STAGE,
-        "cnn",
-        cfg.cnn,
-        data,
-        inputs,
-        run,
-        augment=augment,
-        extra_callbacks=extra_callbacks,
-    )
+from meddx.paths import Layout
+from meddx.tracking import stage_run
+from meddx.training.images import SECTIONS, STAGE, load_data, train
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -22,14 +22,15 @@ from meddx.data.intensity import processed_to_unit
 from meddx.data.npz import load_npz
 from meddx.errors import ConfigError
 from meddx.io import write_json, write_text
+from meddx.models import export
 from meddx.models.gan import dataset_kwargs
 from meddx.paths import Layout, require
-from meddx.provenance import path_digest
+from meddx.provenance import path_digest, run_key
 from meddx.tracking import stage_run
-from meddx.training import batches, export
-from meddx.training.classification import history_csv
-from meddx.training.fit import discard, fit, run_key, seed_everything
+from meddx.training import batches
+from meddx.training.fit import discard, fit, seed_everything
 from meddx.training.gan import ConditionalGAN, SampleGrids
+from meddx.training.history import history_csv
 
 STAGE = "train_gan"
 SECTIONS = ("seed", "gan", "trainer")

@@ -27,7 +27,7 @@ from meddx.hpo.study import (
     storage_url,
     study_name,
 )
-from meddx.hpo.trials import STAGE, STATE_TAG, Job, run_workers
+from meddx.hpo.trials import STAGE, STATE_TAG, Job, Target, run_workers
 from meddx.io import write_json
 from meddx.paths import Layout, require
 from meddx.tracking import StageRun, stage_run
@@ -75,8 +75,8 @@ def _tag_best(study: optuna.Study, tracked: StageRun, best: optuna.trial.FrozenT
     best_run = best.user_attrs["mlflow_run_id"]
     previous = study.user_attrs.get(BEST_ATTR)
     if previous and previous != best_run:
-        StageRun(tracked.client, previous).set_tags({"meddx.best_trial": "false"})
-    StageRun(tracked.client, best_run).set_tags({"meddx.best_trial": "true"})
+        tracked.on_run(previous).set_tags({"meddx.best_trial": "false"})
+    tracked.on_run(best_run).set_tags({"meddx.best_trial": "true"})
     study.set_user_attr(BEST_ATTR, best_run)
     return best_run
 
@@ -86,10 +86,9 @@ def _close_orphans(orphans: list[optuna.trial.FrozenTrial], tracked: StageRun) -
     for trial in orphans:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
-            StageRun(tracked.client, run_id).set_tags(
-                {STATE_TAG: "failed", "meddx.error": "killed (orphaned trial)"}
-            )
-            tracked.client.set_terminated(run_id, status="KILLED")
+            trial_run = tracked.on_run(run_id)
+            trial_run.set_tags({STATE_TAG: "failed", "meddx.error": "killed (orphaned trial)"})
+            trial_run.close("KILLED")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -104,6 +103,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     check_space(params, cfg, list(hpo.trial_overrides), conf_dir)
     from meddx.hpo.report import save_plots, trials_csv
     from meddx.provenance import path_digest
+    from meddx.training import images  # Lightning: only once a study really runs
 
     inputs = [
         require(layout.processed_images, layout.root),
@@ -126,6 +126,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         deadline = None if hpo.timeout is None else time.time() + float(hpo.timeout)
         run_workers(
             Job(
+                target=Target(images.load_data, images.train, images.SECTIONS),
                 cfg_yaml=OmegaConf.to_yaml(cfg),
                 conf_dir=str(conf_dir),
                 storage=url,

@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from meddx.paths import Layout
-from meddx.tracking import http_limits, project_root, upload
+from meddx.paths import Layout, project_root
+from meddx.tracking import http_limits, upload
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

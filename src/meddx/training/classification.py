@@ -16,16 +16,18 @@ from torch import nn
 
 from meddx.errors import ConfigError
 from meddx.io import write_json, write_text
+from meddx.metrics import summary
+from meddx.models import export
 from meddx.models.ensemble import Ensemble
 from meddx.models.ensemble import config as ensemble_config
+from meddx.models.predict import probabilities
 from meddx.paths import Layout
-from meddx.provenance import path_digest
-from meddx.tracking import StageRun
-from meddx.training import batches, export, imbalance
+from meddx.provenance import path_digest, run_key
+from meddx.training import batches, imbalance
 from meddx.training.classifier import Classifier
-from meddx.training.fit import FitResult, discard, fit, run_key, seed_everything
-from meddx.training.metrics import summary
-from meddx.training.predict import probabilities
+from meddx.training.fit import FitResult, discard, fit, seed_everything
+from meddx.training.history import history_csv
+from meddx.training.run_log import RunLog
 
 # Member k of an ensemble trains from seed + k * stride: far from the seeds a user sweeps.
 MEMBER_SEED_STRIDE = 1000
@@ -47,16 +49,6 @@ def _tensors(arrays: tuple[np.ndarray, ...]) -> tuple[torch.Tensor, ...]:
     return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
 
 
-def history_csv(history: list[dict[str, float]]) -> str:
-    keys = sorted({k for row in history for k in row if k != "epoch"})
-    lines = [",".join(["epoch", *keys])]
-    for row in history:
-        lines.append(
-            ",".join([str(int(row["epoch"]))] + [f"{row.get(k, float('nan')):.6g}" for k in keys])
-        )
-    return "\n".join(lines) + "\n"
-
-
 def ensemble_size(model_cfg: DictConfig) -> int:
     size = model_cfg.get("ensemble", 1)
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -75,7 +67,7 @@ def _fit_member(
     model_cfg: DictConfig,
     data: ClassifierData,
     digests: list[str],
-    run: StageRun,
+    run: RunLog,
     member: int,
     prefix: str,
     augment: nn.Module | None,
@@ -145,7 +137,7 @@ def train_classifier(
     model_cfg: DictConfig,
     data: ClassifierData,
     inputs: list[Path],
-    run: StageRun,
+    run: RunLog,
     augment: nn.Module | None = None,
     extra_callbacks: list[Callback] | None = None,
 ) -> dict[str, Any]:

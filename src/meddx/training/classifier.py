@@ -15,8 +15,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from meddx import metrics
 from meddx.errors import ConfigError
-from meddx.training import metrics
 from meddx.training.rng import RngInCheckpoints
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]

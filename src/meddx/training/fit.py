@@ -7,8 +7,6 @@ so a killed `dvc repro` picks up from its `last.ckpt` and a changed config start
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +14,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from meddx.tracking import StageRun
 from meddx.training.batches import EpochBatchSampler
+from meddx.training.run_log import RunLog
 
 
 def seed_everything(seed: int, num_threads: int | None = None) -> None:
@@ -30,20 +28,10 @@ def seed_everything(seed: int, num_threads: int | None = None) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
 
 
-def run_key(*parts: Any) -> str:
-    """A short stable hash of the config sections and input digests that define a run."""
-    blob = json.dumps(
-        [OmegaConf.to_container(p, resolve=True) if OmegaConf.is_config(p) else p for p in parts],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-
 class EpochMetrics(Callback):
     """Collects `trainer.callback_metrics` each epoch; one MLflow batch per epoch, rank 0 only."""
 
-    def __init__(self, run: StageRun | None, prefix: str = "") -> None:
+    def __init__(self, run: RunLog | None, prefix: str = "") -> None:
         self.run = run
         self.prefix = prefix  # MLflow keys of one ensemble member, e.g. "member1_"
         self.history: list[dict[str, float]] = []
@@ -106,7 +94,7 @@ def fit(
     monitor: str | None,
     mode: str,
     resume_dir: Path,
-    run: StageRun | None,
+    run: RunLog | None,
     patience: int = 0,
     extra_callbacks: list[Callback] | None = None,
     metric_prefix: str = "",

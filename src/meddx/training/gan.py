@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from pytorch_lightning.callbacks import Callback
 
 from meddx.models.gan import Discriminator, Generator
-from meddx.tracking import StageRun
 from meddx.training.generative import image_grid, save_png
 from meddx.training.rng import RngInCheckpoints
+from meddx.training.run_log import RunLog
 
 LOSSES = ("nonsaturating", "wgan_gp")
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -145,7 +145,7 @@ class SampleGrids(Callback):
     """At each epoch end: the fixed-noise grid to MLflow (`samples/epoch_NNN.png`) and the
     latest one to `latest` (a DVC plot). Never per step."""
 
-    def __init__(self, run: StageRun | None, latest: Path) -> None:
+    def __init__(self, run: RunLog | None, latest: Path) -> None:
         self.run = run
         self.latest = latest
 

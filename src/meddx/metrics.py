@@ -5,6 +5,12 @@ multi-label averages per-label AUCs. ACC: argmax for multi-class, threshold 0.5 
 positive-class score for binary and on every label for multi-label. The AUC is the
 Mann-Whitney statistic with average ranks for ties, which equals scikit-learn's
 `roc_auc_score` without importing it into training processes.
+
+One definition serves training (the validation figures that pick the best epoch and score an
+ensemble) and evaluation (test figures, bootstrap intervals, TSTR), so `best_val_auc` and
+`test_auc` are the same statistic. It depends on numpy alone and sits in the ground layer,
+below both: in `meddx.training` it would make evaluation depend on training code, in
+`meddx.evaluation` training would import the layer above it.
 """
 
 from __future__ import annotations

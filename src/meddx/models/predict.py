@@ -1,4 +1,4 @@
-"""Batched inference without Lightning, for evaluation and reports."""
+"""Batched inference without Lightning: evaluation, reports and ensemble validation scores."""
 
 from __future__ import annotations
 

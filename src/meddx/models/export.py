@@ -2,6 +2,8 @@
 
 Evaluation and reports load this file instead of a Lightning checkpoint, so they neither pay
 Lightning's import cost nor depend on the training code's class layout.
+It belongs to the networks' layer: `Ensemble` rebuilds its members with `build_net`, and
+training, evaluation and generation all save or load through it.
 """
 
 from __future__ import annotations
