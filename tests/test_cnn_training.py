@@ -22,7 +22,7 @@ from meddx.models.ensemble import Ensemble
 from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
 from meddx.tracking import stage_run
-from meddx.training import batches, schedules
+from meddx.training import batches, images, schedules
 from meddx.training.classification import ensemble_size
 from meddx.training.classifier import Classifier, mixup_pairs
 from meddx.training.fit import fit, seed_everything
@@ -292,9 +292,9 @@ def test_a_killed_ensemble_keeps_its_finished_member_and_resumes_the_other(
     cfg = make_cfg(*tiny, "cnn.ensemble=2", f"paths.root={tmp_path / 'killed'}")
     acquire_images.run(cfg)
     preprocess_images.run(cfg)
-    data, inputs, _ = train_cnn.load_data(cfg)
+    data, inputs, _ = images.load_data(cfg)
     with pytest.raises(RuntimeError, match="killed"), stage_run(cfg, "train_cnn", inputs) as run:
-        train_cnn.train(cfg, data, inputs, run, [CrashInSecondMember()])
+        images.train(cfg, data, inputs, run, [CrashInSecondMember()])
     train_cnn.run(cfg)
     straight = make_cfg(*tiny, "cnn.ensemble=2", f"paths.root={tmp_path / 'straight'}")
     acquire_images.run(straight)
