@@ -28,9 +28,10 @@ repro: setup ## Run the whole pipeline (offline default unless params.yaml says 
 test: setup ## Run the test suite (slow tests included)
 	$(BIN)/python -m pytest -q --durations=15
 
-lint: setup
+lint: setup ## ruff, then the import contracts of pyproject.toml (the layers of src/meddx)
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/lint-imports --no-cache
 
 format: setup
 	$(BIN)/ruff format src tests benchmarks notebooks

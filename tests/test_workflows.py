@@ -87,6 +87,11 @@ def test_ci_lints_tests_reproduces_and_reports_pull_requests() -> None:
     assert any("actions/cache" in u and ".dvc/cache" in u for u in uses)
 
 
-def test_ci_run_tests_then_checks_reproduction() -> None:
+def test_ci_run_lints_tests_then_checks_reproduction() -> None:
     lines = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
-    assert lines.index("make test") < lines.index("make ci-repro")
+    assert lines.index("make lint") < lines.index("make test") < lines.index("make ci-repro")
+
+
+def test_make_lint_checks_the_import_contracts() -> None:
+    recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
+    assert recipe and "lint-imports" in recipe.group(1)
