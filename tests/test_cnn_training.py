@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +29,7 @@ from meddx.training import batches, images, schedules
 from meddx.training.classification import ensemble_size
 from meddx.training.classifier import Classifier, mixup_pairs
 from meddx.training.fit import fit, seed_everything
+from meddx.training.run_log import RunLog
 
 TRAINER = OmegaConf.create(
     {
@@ -95,7 +99,9 @@ class Crash(Callback):
             raise RuntimeError("killed")
 
 
-def _fit(seed: int, epochs: int, resume_dir: Path, crash_at: int | None = None):
+def _fit(
+    seed: int, epochs: int, resume_dir: Path, crash_at: int | None = None, run: RunLog | None = None
+):
     module, train, val = _tiny_module(seed)
     result = fit(
         module,
@@ -106,10 +112,41 @@ def _fit(seed: int, epochs: int, resume_dir: Path, crash_at: int | None = None):
         monitor="val_auc",
         mode="max",
         resume_dir=resume_dir,
-        run=None,
+        run=run,
         extra_callbacks=[Crash(crash_at)] if crash_at is not None else None,
     )
     return module, result
+
+
+class RecordingRun:
+    """A RunLog that is not MLflow: the calls training makes, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self.calls.append(("log_metrics", step, sorted(metrics)))
+
+    def flush(self) -> None:
+        self.calls.append(("flush",))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.calls.append(("set_tags", dict(tags)))
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.calls.append(("log_artifact", artifact_path))
+
+
+def test_fit_sends_one_batch_per_epoch_to_the_run_it_is_handed(tmp_path: Path) -> None:
+    run = RecordingRun()
+    _fit(seed=3, epochs=2, resume_dir=tmp_path, run=run)
+    assert [call[:2] for call in run.calls] == [
+        ("log_metrics", 0),
+        ("flush",),
+        ("log_metrics", 1),
+        ("flush",),
+    ]
+    assert {"val_auc", "lr"} <= set(run.calls[0][2])
 
 
 @pytest.mark.slow

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import TINY_IMAGES
+from meddx.errors import TrackingError
+from meddx.paths import Layout, project_root
 from meddx.stages import acquire_images, preprocess_images
-from meddx.tracking import stage_run, tracking_uri
+from meddx.tracking import stage_run, tracking_uri, upload
 
 
 def _runs(cfg: DictConfig) -> list:
@@ -80,3 +83,39 @@ def test_a_failing_stage_leaves_a_failed_run_with_the_error(
     (run,) = _runs(cfg)
     assert run.info.status == "FAILED"
     assert "boom" in run.data.tags["meddx.error"]
+
+
+def test_another_run_is_tagged_and_closed_through_the_stage_run(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
+    cfg = make_cfg()
+    with stage_run(cfg, "unit") as trial:
+        pass
+    with stage_run(cfg, "unit") as stage:
+        orphan = stage.on_run(trial.run_id)
+        orphan.set_tags({"meddx.trial_state": "failed"})
+        orphan.close("KILLED")
+    run = MlflowClient(tracking_uri(cfg)).get_run(trial.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["meddx.trial_state"] == "failed"
+
+
+def test_another_run_waits_in_the_spool_while_the_store_is_offline(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
+    cfg = make_cfg()
+    client = MlflowClient(tracking_uri(cfg))
+    with stage_run(cfg, "unit") as trial:
+        pass
+    with pytest.raises(TrackingError), stage_run(cfg, "unit") as stage:
+        stage.go_offline(ConnectionError("store down"))
+        orphan = stage.on_run(trial.run_id)
+        orphan.set_tags({"meddx.trial_state": "failed"})
+        orphan.close("KILLED")
+    assert client.get_run(trial.run_id).info.status == "FINISHED"
+
+    upload(Layout(project_root(cfg.paths.root)).unsent_runs)
+
+    run = client.get_run(trial.run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["meddx.trial_state"] == "failed"
