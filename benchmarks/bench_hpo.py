@@ -113,7 +113,7 @@ def main() -> int:
         _prepare(work / "prepared", common, args.subset)
         # Lightning's import is paid here, not by whichever study runs first
         import meddx.hpo.pruning
-        import meddx.stages.train_cnn  # noqa: F401
+        import meddx.training.images  # noqa: F401
 
         prepared = work / "prepared"
         pruning = [f"hpo.n_trials={args.trials}", "hpo.n_workers=1"]

@@ -29,11 +29,11 @@ def seed_everything(seed: int, num_threads: int | None = None) -> None:
 
 
 class EpochMetrics(Callback):
-    """Collects `trainer.callback_metrics` each epoch; one MLflow batch per epoch, rank 0 only."""
+    """Collects `trainer.callback_metrics` each epoch; one batch per epoch to `run`, rank 0 only."""
 
     def __init__(self, run: RunLog | None, prefix: str = "") -> None:
         self.run = run
-        self.prefix = prefix  # MLflow keys of one ensemble member, e.g. "member1_"
+        self.prefix = prefix  # metric keys of one ensemble member, e.g. "member1_"
         self.history: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
