@@ -241,3 +241,25 @@ def test_a_symbolic_link_within_the_folder_is_read(make_cfg, tmp_path: Path) -> 
     )
     result = acquire_images.run(make_cfg(*FOLDER, f"data.image.folder.path={folder}"))
     assert (result["n_train"], result["n_val"], result["n_test"]) == (1, 1, 1)
+
+
+def test_the_image_folder_path_stays_out_of_params_and_the_config_artifact(
+    make_cfg, tmp_path: Path
+) -> None:
+    folder = tmp_path / "Doe_Jane_1957-03-02"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.full((8, 8), ord(name[0]), np.uint8)).save(folder / name)
+    (folder / "labels.csv").write_text(
+        "file,label,split\na.png,sick,train\nb.png,healthy,val\nc.png,sick,test\n"
+    )
+    cfg = make_cfg(*FOLDER, f"data.image.folder.path={folder}")
+    acquire_images.run(cfg)
+    client = MlflowClient(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["data.image.folder.path"] == "<folder>"
+    logged = " ".join(f"{k}={v}" for k, v in {**run.data.params, **run.data.tags}.items())
+    config = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)))
+    assert "Doe_Jane" not in logged + config.read_text()
+    assert "path: <folder>" in config.read_text()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import TINY_IMAGES
+from meddx import cli
+from meddx.errors import TrackingError
 from meddx.stages import acquire_images, preprocess_images
 from meddx.tracking import stage_run, tracking_uri
 
@@ -80,3 +85,34 @@ def test_a_failing_stage_leaves_a_failed_run_with_the_error(
     (run,) = _runs(cfg)
     assert run.info.status == "FAILED"
     assert "boom" in run.data.tags["meddx.error"]
+
+
+def _artifact_files(client: MlflowClient, run_id: str, path: str | None = None) -> list[str]:
+    files = []
+    for item in client.list_artifacts(run_id, path):
+        files += _artifact_files(client, run_id, item.path) if item.is_dir else [item.path]
+    return sorted(files)
+
+
+def test_an_uploaded_spooled_run_has_the_artifact_layout_of_a_live_run(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    cfg = make_cfg(*TINY_IMAGES)
+    acquire_images.run(cfg)
+    preprocess_images.run(cfg)  # live
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        offline = make_cfg(*TINY_IMAGES, f"tracking.uri={dead}", "tracking.retries=0")
+        with pytest.raises(TrackingError):
+            preprocess_images.run(offline)  # spooled
+
+    assert cli.main(["upload", f"paths.root={tmp_path}", f"tracking.uri={cfg.tracking.uri}"]) == 0
+
+    live, uploaded = (
+        run for run in _runs(cfg) if run.data.tags["dvc.stage"] == "preprocess_images"
+    )
+    client = MlflowClient(tracking_uri(cfg))
+    expected = _artifact_files(client, live.info.run_id)
+    assert "samples/0_disc.png" in expected
+    assert _artifact_files(client, uploaded.info.run_id) == expected
