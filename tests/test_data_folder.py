@@ -177,6 +177,14 @@ def test_folder_without_split_column_is_split_per_class_by_seed(make_cfg, tmp_pa
         ("a.png,7,train", r"labels.csv line 2: label 7 is out of range 0\.\.1"),
         ("a.png,tumour,train", r"labels.csv line 2: label 'tumour' is not one of"),
         ("missing.png,sick,train", r"labels.csv line 2: the file it names does not exist"),
+        (
+            "a.png,sick,train\nb.png,sick,val\na.png,healthy,train",
+            r"labels.csv line 4 lists the same file as line 2 \(split train\): list each file once",
+        ),
+        (
+            "a.png,sick,train\n./a.png,sick,test",
+            r"labels.csv line 3 lists the same file as line 2 \(splits train, test\)",
+        ),
     ],
 )
 def test_folder_errors_name_the_csv_line(make_cfg, tmp_path: Path, line: str, error: str) -> None:
@@ -189,3 +197,69 @@ def test_folder_errors_name_the_csv_line(make_cfg, tmp_path: Path, line: str, er
     with pytest.raises(DataError, match=error):
         acquire_images.run(cfg)
     assert not Layout.of(cfg).raw_images.exists()
+
+
+OUTSIDE = "the file it names lies outside the image folder"
+
+
+@pytest.mark.parametrize(
+    ("listed", "link_to"),
+    [
+        ("../outside.png", None),
+        ("../../../../../../../../etc/passwd", None),
+        ("/etc/passwd", None),
+        ("link.png", "../outside.png"),
+        ("passwd.png", "/etc/passwd"),
+    ],
+)
+def test_a_listed_file_leading_out_of_the_folder_is_refused_before_it_is_read(
+    make_cfg, tmp_path: Path, listed: str, link_to: str | None
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for value, name in enumerate(("a.png", "b.png", "../outside.png")):
+        Image.fromarray(np.full((8, 8), value, np.uint8)).save(folder / name)
+    if link_to is not None:
+        (folder / listed).symlink_to(link_to)
+    (folder / "labels.csv").write_text(
+        f"file,label,split\na.png,sick,train\nb.png,healthy,val\n{listed},sick,test\n"
+    )
+    cfg = make_cfg(*FOLDER, f"data.image.folder.path={folder}")
+    with pytest.raises(DataError, match=rf"^labels.csv line 4: {OUTSIDE}.*copy the file into"):
+        acquire_images.run(cfg)
+    assert not Layout.of(cfg).raw_images.exists()
+
+
+def test_a_symbolic_link_within_the_folder_is_read(make_cfg, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    (folder / "scans").mkdir(parents=True)
+    for value, name in enumerate(("a.png", "b.png", "scans/c.png")):
+        Image.fromarray(np.full((8, 8), value, np.uint8)).save(folder / name)
+    (folder / "c.png").symlink_to("scans/c.png")
+    (folder / "labels.csv").write_text(
+        "file,label,split\na.png,sick,train\nb.png,healthy,val\nc.png,healthy,test\n"
+    )
+    result = acquire_images.run(make_cfg(*FOLDER, f"data.image.folder.path={folder}"))
+    assert (result["n_train"], result["n_val"], result["n_test"]) == (1, 1, 1)
+
+
+def test_the_image_folder_path_stays_out_of_params_and_the_config_artifact(
+    make_cfg, tmp_path: Path
+) -> None:
+    folder = tmp_path / "Doe_Jane_1957-03-02"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.full((8, 8), ord(name[0]), np.uint8)).save(folder / name)
+    (folder / "labels.csv").write_text(
+        "file,label,split\na.png,sick,train\nb.png,healthy,val\nc.png,sick,test\n"
+    )
+    cfg = make_cfg(*FOLDER, f"data.image.folder.path={folder}")
+    acquire_images.run(cfg)
+    client = MlflowClient(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["data.image.folder.path"] == "<folder>"
+    logged = " ".join(f"{k}={v}" for k, v in {**run.data.params, **run.data.tags}.items())
+    config = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path)))
+    assert "Doe_Jane" not in logged + config.read_text()
+    assert "path: <folder>" in config.read_text()

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
+from mlflow.tracking import MlflowClient
 
 from meddx import cli
 from meddx.data import synthetic_ecg
@@ -50,11 +52,15 @@ def write_wfdb_mirror(root: Path, records: list[int], beats: int = 30) -> Path:
             symbol=list(record.ann_symbol),
             write_dir=str(folder),
         )
-    lines = [
-        f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.name}" for p in sorted(folder.iterdir())
-    ]
-    (folder / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
+    write_sums(folder)
     return root
+
+
+def write_sums(folder: Path) -> None:
+    """PhysioNet's SHA256SUMS.txt for the files in `folder` as they are now."""
+    files = sorted(p for p in folder.iterdir() if p.name != "SHA256SUMS.txt")
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.name}" for p in files]
+    (folder / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
 
 
 def corrupt(path: Path) -> None:
@@ -178,9 +184,9 @@ def test_checksum_mismatch_names_file_expected_and_actual_and_writes_nothing(
 
 
 def test_truncated_wfdb_dat_is_a_clear_error(make_cfg, wfdb_mirror):
-    (wfdb_mirror / "mitbih" / "SHA256SUMS.txt").unlink()  # so that the reader meets it first
     dat = wfdb_mirror / "mitbih" / "103.dat"
     dat.write_bytes(dat.read_bytes()[: dat.stat().st_size // 2])
+    write_sums(wfdb_mirror / "mitbih")  # as if listed so: the reader meets it, not the checksum
     with pytest.raises(DataError, match=r"103\.dat is truncated: \d+ bytes, but its header"):
         acquire_ecg.run(make_cfg(*mitbih_overrides(wfdb_mirror)))
 
@@ -319,3 +325,88 @@ def test_every_non_paced_mitbih_record_gives_de_chazals_class_counts(make_cfg, m
             assert reference - 44 <= count <= reference
     for label in "SVF":  # validation can select models on every arrhythmia class
         assert stats["val"][f"class_{label}"] > 0
+
+
+def test_a_mirror_without_sha256sums_is_refused(make_cfg, wfdb_mirror):
+    sums = wfdb_mirror / "mitbih" / "SHA256SUMS.txt"
+    sums.unlink()
+    with pytest.raises(
+        DataError,
+        match=rf"MIT-BIH record 100: 100\.hea, 100\.dat, 100\.atr in .* cannot be verified: "
+        rf"{sums} does not exist.*data\.ecg\.allow_unchecked=true",
+    ):
+        acquire_ecg.run(make_cfg(*mitbih_overrides(wfdb_mirror)))
+
+
+def test_reading_unverified_records_is_an_explicit_loud_recorded_choice(
+    make_cfg, wfdb_mirror, capsys
+):
+    (wfdb_mirror / "mitbih" / "SHA256SUMS.txt").unlink()
+    cfg = make_cfg(*mitbih_overrides(wfdb_mirror, "data.ecg.allow_unchecked=true"))
+    summary = acquire_ecg.run(cfg)
+    assert (summary["sha256_checked"], summary["sha256_unchecked"]) == (0, 15)
+    assert capsys.readouterr().err.count("read WITHOUT checksum verification") == 5
+    client = MlflowClient(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["data.ecg.allow_unchecked"] == "True"
+    assert run.data.metrics["sha256_unchecked"] == 15
+
+
+def real_record(mirror: Path, root: Path, names: tuple[str, ...] = ("hea", "dat", "atr")) -> Path:
+    """A mirror of the real record 100 (the files `names`), its SHA256SUMS.txt to match."""
+    folder = root / "mirror" / "mitbih"
+    folder.mkdir(parents=True)
+    for ext in names:
+        shutil.copyfile(mirror / "mitbih" / f"100.{ext}", folder / f"100.{ext}")
+    write_sums(folder)
+    return folder
+
+
+def under_report(folder: Path) -> None:
+    """Make 100.hea say 600000 samples instead of 650000 (and list it so)."""
+    header = folder / "100.hea"
+    header.write_text(header.read_text().replace(" 650000", " 600000", 1))
+    write_sums(folder)
+
+
+RECORD_100 = ("data/ecg=mitbih", "data.ecg.url=null", "data.ecg.records=[100]")
+
+
+@pytest.mark.mirror
+def test_a_header_that_under_reports_the_signal_length_is_an_error(make_cfg, mirror, tmp_path):
+    folder = real_record(mirror, tmp_path)
+    under_report(folder)
+    with pytest.raises(
+        DataError,
+        match=rf"{folder / '100.dat'} holds 650000 samples \(1950000 bytes\), but its header "
+        rf"{folder / '100.hea'} says 600000 samples",
+    ):
+        acquire_ecg.run(make_cfg(*RECORD_100, f"paths.mirror={folder.parent}"))
+
+
+@pytest.mark.mirror
+def test_annotations_beyond_the_end_of_the_signal_are_an_error(make_cfg, mirror, tmp_path):
+    folder = real_record(mirror, tmp_path)
+    dat = folder / "100.dat"
+    dat.write_bytes(dat.read_bytes()[: 600000 * 3])  # the signal and header agree on 600000
+    under_report(folder)
+    with pytest.raises(
+        DataError,
+        match=rf"{folder / '100.atr'} has \d+ annotation\(s\) beyond the end of the signal "
+        r"\(sample \d+, the signal ends at 600000 samples",
+    ):
+        acquire_ecg.run(make_cfg(*RECORD_100, f"paths.mirror={folder.parent}"))
+
+
+@pytest.mark.mirror
+def test_a_file_missing_from_the_mirror_is_named_with_where_it_was_looked_for(
+    make_cfg, mirror, tmp_path
+):
+    folder = real_record(mirror, tmp_path, ("hea", "dat"))
+    with pytest.raises(DataError) as missing:
+        acquire_ecg.run(make_cfg(*RECORD_100, f"paths.mirror={folder.parent}"))
+    message = str(missing.value)
+    assert "100.atr is not available" in message and "100.hea" not in message
+    assert f"neither {folder / '100.atr'} nor {folder.parent / '100.atr'}" in message
+    assert str(tmp_path / "data" / "cache" / "mitbih") in message

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import TINY_IMAGES
+from meddx import cli
 from meddx.errors import TrackingError
 from meddx.paths import Layout, project_root
 from meddx.stages import acquire_images, preprocess_images
@@ -119,3 +122,34 @@ def test_another_run_waits_in_the_spool_while_the_store_is_offline(
     run = client.get_run(trial.run_id)
     assert run.info.status == "KILLED"
     assert run.data.tags["meddx.trial_state"] == "failed"
+
+
+def _artifact_files(client: MlflowClient, run_id: str, path: str | None = None) -> list[str]:
+    files = []
+    for item in client.list_artifacts(run_id, path):
+        files += _artifact_files(client, run_id, item.path) if item.is_dir else [item.path]
+    return sorted(files)
+
+
+def test_an_uploaded_spooled_run_has_the_artifact_layout_of_a_live_run(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    cfg = make_cfg(*TINY_IMAGES)
+    acquire_images.run(cfg)
+    preprocess_images.run(cfg)  # live
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        offline = make_cfg(*TINY_IMAGES, f"tracking.uri={dead}", "tracking.retries=0")
+        with pytest.raises(TrackingError):
+            preprocess_images.run(offline)  # spooled
+
+    assert cli.main(["upload", f"paths.root={tmp_path}", f"tracking.uri={cfg.tracking.uri}"]) == 0
+
+    live, uploaded = (
+        run for run in _runs(cfg) if run.data.tags["dvc.stage"] == "preprocess_images"
+    )
+    client = MlflowClient(tracking_uri(cfg))
+    expected = _artifact_files(client, live.info.run_id)
+    assert "samples/0_disc.png" in expected
+    assert _artifact_files(client, uploaded.info.run_id) == expected

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,11 +21,15 @@ from typing import Any
 
 import pytest
 
-from conftest import CONF, TINY_IMAGES
+from conftest import CONF, REPO, TINY_IMAGES
 from meddx import cli
 from meddx.config import compose
 from meddx.errors import ConfigError, TrackingError
 from meddx.stages import acquire_images, preprocess_images, train_cnn
+
+# Planted credentials: they must never appear in any output or file.
+PLANTED = "PLANTED-pw-7f3a"
+PLANTED_ENV = "PLANTED-env-91c2"
 
 
 def _free_port() -> int:
@@ -93,6 +101,61 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+class _Guard(http.server.BaseHTTPRequestHandler):
+    """Basic auth in front of the MLflow server (which has none): 503 while `server.down`."""
+
+    server: _GuardServer
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+    def _forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.down or self.headers.get("Authorization") != self.server.expected:
+            self._answer(503 if self.server.down else 401, b"", "text/plain")
+            return
+        request = urllib.request.Request(
+            self.server.upstream + self.path,
+            data=body if self.command in ("POST", "PUT", "PATCH") else None,
+            headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+            method=self.command,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, payload, kind = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as exc:
+            status, payload, kind = exc.code, exc.read(), exc.headers
+        self._answer(status, payload, kind.get("Content-Type", "application/json"))
+
+    def _answer(self, status: int, payload: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+
+class _GuardServer(http.server.ThreadingHTTPServer):
+    def __init__(self, upstream: str, user: str, password: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Guard)
+        self.upstream, self.down = upstream, True
+        self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def guarded(server: str) -> Iterator[_GuardServer]:
+    """The module's server behind a password, down until the test brings it up."""
+    guard = _GuardServer(server, "bob", PLANTED)
+    thread = threading.Thread(target=guard.serve_forever, daemon=True)
+    thread.start()
+    yield guard
+    guard.shutdown()
+    thread.join()
+    guard.server_close()
 
 
 def _runs(server: str, experiment: str, stage: str) -> list[dict[str, Any]]:
@@ -194,3 +257,60 @@ def test_an_unreachable_server_loses_no_result_and_upload_sends_it_later(
     assert run["info"]["status"] == "FINISHED"
     assert _by_key(run["data"]["metrics"])["best_val_auc"] == pytest.approx(metrics["best_val_auc"])
     assert "model.pt" in " ".join(_artifacts(server, run["info"]["run_id"], "model"))
+
+
+def test_a_tracking_password_is_never_printed_nor_stored(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        address = f"http://bob:{PLANTED}@127.0.0.1:{closed.getsockname()[1]}"
+        path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": address,
+            "MLFLOW_TRACKING_PASSWORD": PLANTED_ENV,
+            "PYTHONPATH": path,
+        }
+        stage = [sys.executable, "-m", "meddx", "acquire_images", f"paths.root={tmp_path}"]
+        limits = ["tracking.retries=0", "tracking.timeout=5", "tracking.backoff=0"]
+        done = subprocess.run(
+            [*stage, *limits, *TINY_IMAGES], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    assert done.returncode == 2 and "python -m meddx upload" in done.stderr, done.stderr
+    assert "http://bob:***@127.0.0.1" in done.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {"config.yaml", "images.npz"} <= {p.name for p in written}
+    assert [p for p in written if p.parent.name == "unsent"]
+    texts = {"stdout": done.stdout, "stderr": done.stderr}
+    texts.update((str(p), p.read_bytes().decode("utf-8", "replace")) for p in written)
+    assert [name for name, text in texts.items() if PLANTED in text or PLANTED_ENV in text] == []
+
+
+def test_upload_takes_the_spooled_servers_password_from_the_environment(
+    server: str,
+    guarded: _GuardServer,
+    make_cfg,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    address = f"http://bob:{PLANTED}@127.0.0.1:{guarded.server_address[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
+    cfg = make_cfg(*TINY_IMAGES, "tracking.uri=null", "tracking.retries=0", "tracking.backoff=0")
+    with pytest.raises(TrackingError):
+        acquire_images.run(cfg)  # the server is down
+    (spool,) = (tmp_path / "runs" / "unsent").glob("*.json")
+    assert PLANTED not in spool.read_text()
+    guarded.down = False
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert cli.main(["upload", f"paths.root={tmp_path}"]) == 2
+    assert "export MLFLOW_TRACKING_URI" in capsys.readouterr().err
+    assert spool.is_file()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
+    assert cli.main(["upload", f"paths.root={tmp_path}"]) == 0
+
+    (run,) = _runs(server, cfg.tracking.experiment, "acquire_images")
+    assert run["info"]["status"] == "FINISHED"
+    assert _by_key(run["data"]["metrics"])["n_train"] == 160
+    assert "config.yaml" in _artifacts(server, run["info"]["run_id"])

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from meddx.errors import MeddxError
+from meddx.redact import redact
 
 STAGES: dict[str, str] = {
     "acquire_images": "Bring the configured image dataset into data/raw/images.npz",
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage = importlib.import_module(f"meddx.stages.{args.command}")
         metrics = stage.run(cfg)
     except MeddxError as exc:
-        print(f"meddx {args.command}: error: {exc}", file=sys.stderr)
+        print(redact(f"meddx {args.command}: error: {exc}"), file=sys.stderr)
         return 2
     print(json.dumps(metrics, indent=2, default=str))
     return 0

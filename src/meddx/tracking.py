@@ -36,6 +36,7 @@ from meddx.errors import ConfigError, TrackingError
 from meddx.io import write_json, write_text
 from meddx.paths import Layout, project_root
 from meddx.provenance import git_state, input_hashes, pipeline_id
+from meddx.redact import MASK, redact, withhold
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -149,7 +150,7 @@ class StageRun:
         self.spool_id = uuid.uuid4().hex[:12]
         self.spool_dir = spool_dir
         self.unsent: dict[str, Any] = {
-            "uri": uri,
+            "uri": redact(uri),  # `upload` takes the credential from the environment
             "experiment": experiment,
             "run_name": run_name,
             "run_id": run_id,
@@ -185,10 +186,10 @@ class StageRun:
         write_json(self.spool_file, self.unsent)
 
     def go_offline(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"[:2000]
+        self.error = redact(f"{type(exc).__name__}: {exc}")[:2000]
         print(
-            f"meddx: MLflow at {self.uri} failed ({self.error.splitlines()[0][:300]}); the stage "
-            f"goes on and keeps its run in {self.spool_file}",
+            f"meddx: MLflow at {redact(self.uri)} failed ({self.error.splitlines()[0][:300]}); "
+            f"the stage goes on and keeps its run in {self.spool_file}",
             file=sys.stderr,
         )
 
@@ -219,7 +220,7 @@ class StageRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        values = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in params.items()}
+        values = {key: redact(str(value))[:MAX_PARAM_LENGTH] for key, value in params.items()}
         items = [Param(key=key, value=value) for key, value in values.items()]
 
         def send() -> None:
@@ -232,7 +233,7 @@ class StageRun:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        values = {key: str(value) for key, value in tags.items()}
+        values = {key: redact(str(value)) for key, value in tags.items()}
         items = [RunTag(key, value) for key, value in values.items()]
         self._deliver(
             lambda: self.client.log_batch(self.run_id, tags=items),
@@ -240,14 +241,19 @@ class StageRun:
         )
 
     def _keep_artifact(self, path: Path, artifact_path: str | None) -> None:
-        """Copy now: the stage may overwrite its outputs before the upload."""
-        target = self.spool_artifacts / (artifact_path or "") / path.name
+        """Copy now: the stage may overwrite its outputs before the upload.
+
+        Laid out as `log_artifact(s)` would: a folder's contents go into `artifact_path`
+        itself, a file into `artifact_path/<name>`.
+        """
+        folder = self.spool_artifacts / (artifact_path or "")
         if path.is_dir():
-            shutil.copytree(path, target, dirs_exist_ok=True)
+            shutil.copytree(path, folder, dirs_exist_ok=True)
+            kept = sorted(folder / p.relative_to(path) for p in path.rglob("*") if p.is_file())
         else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-        self.unsent["artifacts"].append(str(target.relative_to(self.spool_artifacts)))
+            folder.mkdir(parents=True, exist_ok=True)
+            kept = [Path(shutil.copy2(path, folder / path.name))]
+        self.unsent["artifacts"] += [str(p.relative_to(self.spool_artifacts)) for p in kept]
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         path = Path(path)
@@ -261,6 +267,8 @@ class StageRun:
         self._deliver(send, lambda: self._keep_artifact(path, artifact_path))
 
     def log_text(self, text: str, artifact_file: str) -> None:
+        text = redact(text)
+
         def keep() -> None:
             write_text(self.spool_artifacts / artifact_file, text)
             self.unsent["artifacts"].append(artifact_file)
@@ -327,7 +335,7 @@ def _create_run(
 def _offline_message(run: StageRun, retries: Any) -> str:
     cause = run.error.splitlines()[0][:300] if run.error else ""
     return (
-        f"Could not log to MLflow at {run.uri} ({cause}; {retries} retries per request). "
+        f"Could not log to MLflow at {redact(run.uri)} ({cause}; {retries} retries per request). "
         "Nothing is lost: the stage's outputs are written and "
         f"its run is kept in {run.spool_file}. Send it with `python -m meddx upload` once the "
         "server answers; `dvc commit` records the outputs without rerunning the stage."
@@ -379,13 +387,14 @@ def stage_run(
             handle.unsent.update(artifact_location=artifact_location)
             handle.go_offline(exc)
             handle.set_tags(tags)
-        scope = {s: OmegaConf.select(cfg, s) for s in sections} if sections else cfg
+        shared = withhold(cfg)
+        scope = {s: OmegaConf.select(shared, s) for s in sections} if sections else shared
         handle.log_params(flatten(scope))
-        handle.log_text(OmegaConf.to_yaml(cfg), "config.yaml")
+        handle.log_text(OmegaConf.to_yaml(shared), "config.yaml")
         try:
             yield handle
         except BaseException as exc:
-            handle.set_tags({"meddx.error": f"{type(exc).__name__}: {exc}"[:5000]})
+            handle.set_tags({"meddx.error": redact(f"{type(exc).__name__}: {exc}")[:5000]})
             handle.close("FAILED")
             raise
         handle.close("FINISHED")
@@ -417,6 +426,23 @@ def _send_spooled(client: MlflowClient, spool: dict[str, Any], artifacts: Path) 
     return run_id
 
 
+def _spooled_target(path: Path, spooled: str) -> str:
+    """The address a run was spooled for, with the credential that its spool file leaves out.
+
+    The spool keeps the address redacted; the password comes back from MLFLOW_TRACKING_URI
+    (the variable it came from) when that names the same address.
+    """
+    if MASK not in spooled:
+        return spooled
+    environment = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if environment and redact(environment) == spooled:
+        return environment
+    raise TrackingError(
+        f"{path}: the run is meant for {spooled}, whose credential is not kept in the spool: "
+        "export MLFLOW_TRACKING_URI with it and run `python -m meddx upload` again"
+    )
+
+
 def upload(spool_dir: Path, uri: str | None = None) -> dict[str, str]:
     """Send every spooled run (to `uri`, else where it was meant to go); remove what was sent.
 
@@ -428,8 +454,8 @@ def upload(spool_dir: Path, uri: str | None = None) -> dict[str, str]:
     sent: dict[str, str] = {}
     for path in sorted(spool_dir.glob("*.json")):
         spool = json.loads(path.read_text())
-        target = uri or spool["uri"]
-        if spool["run_id"] and target != spool["uri"]:
+        target = uri or _spooled_target(path, spool["uri"])
+        if spool["run_id"] and redact(target) != spool["uri"]:
             raise TrackingError(
                 f"{path}: run {spool['run_id']} was started on {spool['uri']}; upload it there "
                 "(drop the tracking.uri override)"
@@ -440,7 +466,7 @@ def upload(spool_dir: Path, uri: str | None = None) -> dict[str, str]:
             sent[path.name] = _send_spooled(_client(target), spool, path.with_suffix(""))
         except MlflowException as exc:
             write_json(path, spool)  # keeps the run id if the run was created before the failure
-            raise TrackingError(f"Could not upload {path} to {target}: {exc}") from None
+            raise TrackingError(redact(f"Could not upload {path} to {target}: {exc}")) from None
         path.unlink()
         shutil.rmtree(path.with_suffix(""), ignore_errors=True)
     return sent

@@ -14,6 +14,10 @@ here, paid only by this one-off conversion, never by the MedMNIST path.
 
 Errors name the labels.csv line, never the file name: file names of clinical exports often
 carry patient names, and error messages end up in MLflow tags.
+
+Only files inside the folder are read: a listed path that leads out of it (`..`, an absolute
+path, a symbolic link to elsewhere) is refused before anything opens it, so a labels.csv
+cannot make the pipeline read, and store as training data, files it was not given.
 """
 
 from __future__ import annotations
@@ -82,6 +86,18 @@ def _parse_label(text: str, class_names: list[str], task: str, where: str) -> np
     return np.array([index(text)], dtype=np.int64)
 
 
+def inside(folder: Path, listed: str, where: str) -> Path:
+    """`folder / listed` when it resolves (symbolic links followed) inside `folder`."""
+    path = folder / listed
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise DataError(
+            f"{where}: the file it names lies outside the image folder (through '..', an "
+            "absolute path or a symbolic link); copy the file into the folder and list it "
+            "by its path relative to the folder"
+        )
+    return path
+
+
 def read_labels(folder: Path, labels_file: str, class_names: list[str], task: str) -> list[Row]:
     csv_path = folder / labels_file
     if not csv_path.is_file():
@@ -103,7 +119,7 @@ def read_labels(folder: Path, labels_file: str, class_names: list[str], task: st
             split = (record["split"] or "").strip() if has_split else None
             if has_split and split not in SPLITS:
                 raise DataError(f"{where}: split {split!r} is not one of {list(SPLITS)}")
-            path = folder / record["file"].strip()
+            path = inside(folder, record["file"].strip(), where)
             if not path.is_file():
                 raise DataError(f"{where}: the file it names does not exist in {folder}")
             rows.append(
@@ -139,6 +155,19 @@ def assign_splits(
         splits[members[:n_test]] = "test"
         splits[members[n_test : n_test + n_val]] = "val"
     return list(splits)
+
+
+def check_listed_once(rows: list[Row], splits: list[str]) -> None:
+    """A file listed on two lines would count twice (one split) or leak (two splits)."""
+    first: dict[Path, tuple[int, str]] = {}
+    for row, split in zip(rows, splits, strict=True):
+        line, first_split = first.setdefault(row.path.resolve(), (row.line, split))
+        if line != row.line:
+            where = f"split {split}" if split == first_split else f"splits {first_split}, {split}"
+            raise DataError(
+                f"labels.csv line {row.line} lists the same file as line {line} ({where}): "
+                "list each file once"
+            )
 
 
 def check_duplicate_files(rows: list[Row], splits: list[str]) -> None:
@@ -249,6 +278,7 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
     class_names = list(spec.class_names)
     rows = read_labels(folder, options.labels, class_names, spec.task)
     splits = assign_splits(rows, options.val_fraction, options.test_fraction, seed)
+    check_listed_once(rows, splits)
     check_duplicate_files(rows, splits)
     window = list(options.window) if options.window is not None else None
     transform = _transform(spec.size, spec.channels, window)

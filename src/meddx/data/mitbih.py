@@ -3,9 +3,12 @@
 A record is read from the mirror (`<mirror>/mitbih/`) when the mirror holds all its files;
 otherwise each file comes through `meddx.data.fetch` (download cache, then PhysioNet, with
 retries, Range resume and atomic renames), so the whole record lands in one folder, as wfdb
-needs. Every file is checked against the SHA256SUMS.txt of the folder it comes from when
-that list has an entry for it (PhysioNet publishes one), so a corrupt or foreign file fails
-here, naming itself, rather than as odd beats three stages later.
+needs. Every file is checked against the SHA256SUMS.txt of the folder it comes from
+(PhysioNet publishes one), so a corrupt or foreign file fails here, naming itself, rather
+than as odd beats three stages later. A file the list does not cover is an error too, unless
+`data.ecg.allow_unchecked` is set: then it is read with a warning and counted in the run.
+The header is checked against its data as well: a signal file longer or shorter than the
+header says, or annotations past the end of the signal, mean the files do not belong together.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ EXTENSIONS = ("hea", "dat", "atr")
 SUMS_FILE = "SHA256SUMS.txt"
 MIRROR_SUBDIR = "mitbih"
 URL_KEY = "data.ecg.url"
+UNCHECKED_KEY = "data.ecg.allow_unchecked"
 # Bytes per sample of the WFDB storage formats MIT-BIH uses (212: two 12-bit samples in 3 bytes).
 BYTES_PER_SAMPLE = {"212": 1.5, "16": 2.0, "80": 1.0}
 ATTEMPTS = 3
@@ -85,17 +89,18 @@ def _in_mirror(names: list[str], source: Source) -> tuple[Path | None, bool]:
     return complete, any(any(found) for found in present.values())
 
 
-def _record_folder(record: int, source: Source) -> tuple[Path, int]:
-    """Where the record's files are (verified), and how many were checked against a checksum.
+def _record_folder(record: int, source: Source) -> tuple[Path, list[str]]:
+    """Where the record's files are (verified), and those that had no checksum to check.
 
     A record the mirror holds only in part is fetched whole into the cache: wfdb reads the
-    header and signal from one folder.
+    header and signal from one folder. The files the mirror lacks are fetched first, so
+    that when none can be had the error names the one really missing.
     """
     names = [f"{record}.{ext}" for ext in EXTENSIONS]
     folder, partial = _in_mirror(names, source)
     if folder is not None:
         sums = read_sums(folder)
-        return folder, sum(fetch.verify(folder / n, sums.get(n), n) for n in names)
+        return folder, [n for n in names if not fetch.verify(folder / n, sums.get(n), n)]
     context = (
         f"MIT-BIH record {record} (only partly in the mirror {source.mirror}, so fetched "
         "whole into the cache): "
@@ -104,34 +109,77 @@ def _record_folder(record: int, source: Source) -> tuple[Path, int]:
     )
     cached = all((source.cache / name).is_file() for name in names)
     sums = read_sums(source.cache) if cached else _download_sums(source)
-    checked = 0
-    for name in names:
+    in_mirror = {name for name in names if _in_mirror([name], source)[1]}
+    unchecked = []
+    for name in sorted(names, key=lambda n: n in in_mirror):
         got = fetch.fetch(
             name,
             sums.get(name),
             source.url and source.url + name,
             source.cache,
-            None if partial else source.mirror,
+            None if name in in_mirror else source.mirror,
             MIRROR_SUBDIR,
             attempts=ATTEMPTS,
             timeout=TIMEOUT_S,
             context=context,
             url_key=URL_KEY,
         )
-        checked += got.checked
-    return source.cache, checked
+        if not got.checked:
+            unchecked.append(name)
+    return source.cache, unchecked
 
 
-def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int) -> None:
+def _unverified(record: int, folder: Path, names: list[str], allowed: bool) -> None:
+    """Refuse files no checksum vouches for, or (opted out) say loudly that they are read."""
+    sums = folder / SUMS_FILE
+    why = "does not exist" if not sums.is_file() else "has no entry for them"
+    if not allowed:
+        raise DataError(
+            f"MIT-BIH record {record}: {', '.join(names)} in {folder} cannot be verified: "
+            f"{sums} {why}. Put PhysioNet's {SUMS_FILE} (from the data.ecg.url folder) beside "
+            f"the files, or set {UNCHECKED_KEY}=true to read unverified files (recorded in the "
+            "run as sha256_unchecked)"
+        )
+    print(
+        f"meddx: WARNING: MIT-BIH record {record}: {', '.join(names)} in {folder} read WITHOUT "
+        f"checksum verification ({sums} {why}; {UNCHECKED_KEY}=true)",
+        file=sys.stderr,
+    )
+
+
+def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int, header: Path) -> None:
+    """The signal file holds what the header says: no less (truncated), no more (mislabelled).
+
+    One frame (one sample of every signal) of slack: format 212 pads an odd sample count.
+    """
     per_sample = BYTES_PER_SAMPLE.get(str(fmt))
     if per_sample is None:
         return
     expected = int(np.ceil(per_sample * n_sig * sig_len))
     actual = dat.stat().st_size
+    promise = f"{sig_len} samples x {n_sig} signals in format {fmt} = {expected} bytes"
     if actual < expected:
         raise DataError(
-            f"{dat} is truncated: {actual} bytes, but its header promises {sig_len} samples x "
-            f"{n_sig} signals in format {fmt} = {expected} bytes; replace the file"
+            f"{dat} is truncated: {actual} bytes, but its header promises {promise}; "
+            "replace the file"
+        )
+    if actual > expected + np.ceil(per_sample * n_sig):
+        raise DataError(
+            f"{dat} holds {int(actual // (per_sample * n_sig))} samples ({actual} bytes), but "
+            f"its header {header} says {promise}: the header under-reports the signal length "
+            "or belongs to another record; replace both with intact copies"
+        )
+
+
+def _check_annotations(atr: Path, samples: np.ndarray, sig_len: int) -> None:
+    """Annotations must lie on the signal: beyond its end they label beats that are not there."""
+    beyond = int(np.count_nonzero(samples >= sig_len))
+    if beyond:
+        raise DataError(
+            f"{atr} has {beyond} annotation(s) beyond the end of the signal (sample "
+            f"{int(samples.max())}, the signal ends at {sig_len} samples by its header): the "
+            "annotations and the signal are not of the same record; replace them with intact "
+            "copies"
         )
 
 
@@ -167,7 +215,11 @@ def read_record(
             )
         channel = header.sig_name.index(lead)
         _check_size(
-            folder / header.file_name[channel], header.fmt[channel], header.n_sig, header.sig_len
+            folder / header.file_name[channel],
+            header.fmt[channel],
+            header.n_sig,
+            header.sig_len,
+            folder / f"{record}.hea",
         )
         signal = wfdb.rdrecord(base, channels=[channel], physical=False)
         annotation = wfdb.rdann(base, "atr")
@@ -181,6 +233,7 @@ def read_record(
             f"MIT-BIH record {record} in {folder}: read {len(digital)} samples, the header "
             f"promises {header.sig_len}; the .dat file is truncated or corrupt"
         )
+    _check_annotations(folder / f"{record}.atr", np.asarray(annotation.sample), header.sig_len)
     return EcgRecord(
         number=record,
         signal=digital.astype(np.int16),
@@ -192,12 +245,23 @@ def read_record(
 
 
 def acquire(
-    records: Sequence[int], source: Source, lead: str, fs: float, any_lead: bool = False
-) -> tuple[list[EcgRecord], int]:
-    """The records, each file checked against its folder's SHA256SUMS; and how many were."""
-    result, checked = [], 0
+    records: Sequence[int],
+    source: Source,
+    lead: str,
+    fs: float,
+    any_lead: bool = False,
+    allow_unchecked: bool = False,
+) -> tuple[list[EcgRecord], int, int]:
+    """The records, each file checked against its folder's SHA256SUMS; how many were, and not.
+
+    A file without a checksum is an error unless `allow_unchecked` (data.ecg.allow_unchecked).
+    """
+    result, checked, unchecked = [], 0, 0
     for record in records:
-        folder, n_checked = _record_folder(record, source)
-        checked += n_checked
+        folder, names = _record_folder(record, source)
+        if names:
+            _unverified(record, folder, names, allow_unchecked)
+        checked += len(EXTENSIONS) - len(names)
+        unchecked += len(names)
         result.append(read_record(folder, record, lead, fs, any_lead))
-    return result, checked
+    return result, checked, unchecked

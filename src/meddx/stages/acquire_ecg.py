@@ -41,7 +41,7 @@ def run(cfg: DictConfig, any_lead: bool = False) -> dict[str, Any]:
     spec = cfg.data.ecg
     records = wanted_records(spec)
     with stage_run(cfg, STAGE, run_name=f"{STAGE} {spec.name}", sections=SECTIONS) as tracked:
-        checked = 0
+        checked = unchecked = 0
         if spec.source == "synthetic":
             acquired = synthetic_ecg.generate(
                 records, spec.synthetic.beats_per_record, spec.fs, spec.synthetic.noise, cfg.seed
@@ -50,7 +50,9 @@ def run(cfg: DictConfig, any_lead: bool = False) -> dict[str, Any]:
             source = mitbih.Source(
                 mirror=layout.mirror, cache=layout.cache_dir("mitbih"), url=spec.url
             )
-            acquired, checked = mitbih.acquire(records, source, spec.lead, spec.fs, any_lead)
+            acquired, checked, unchecked = mitbih.acquire(
+                records, source, spec.lead, spec.fs, any_lead, spec.allow_unchecked
+            )
         else:
             raise ConfigError(
                 f"data.ecg.source={spec.source!r} is not known; known: {list(SOURCES)}"
@@ -61,6 +63,7 @@ def run(cfg: DictConfig, any_lead: bool = False) -> dict[str, Any]:
             "samples": int(sum(len(r.signal) for r in acquired)),
             "annotations": int(sum(len(r.ann_sample) for r in acquired)),
             "sha256_checked": checked,
+            "sha256_unchecked": unchecked,  # > 0 only with data.ecg.allow_unchecked=true
         }
         tracked.log_metrics(summary)
     return summary
