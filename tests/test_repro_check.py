@@ -74,3 +74,48 @@ stages:
       size: 2745397
 """
     assert output_hashes(lock) == {"models/cnn/model.pt": "4e4f913e099a27b26a1b1f8f15583ef7"}
+
+
+PORTABLE = {"profile": "portable", "arch": "x86_64", "capability": "AVX2", "threads": 2}
+SPREAD = {"committed.json": {"test_auc": 0.01, "test_acc": 0.02}}
+
+
+def _measured(numerics: dict, **values: float) -> dict:
+    return {**_changed(**values), "numerics": numerics}
+
+
+def test_metrics_under_the_same_portable_numerics_compare_exactly_whatever_the_cpu(
+    tmp_path: Path,
+) -> None:
+    here = _write(tmp_path / "committed.json", _measured({**PORTABLE, "cpu": "AMD EPYC"}))
+    elsewhere = {**PORTABLE, "cpu": "Intel Xeon"}
+    same_bits = _write(tmp_path / "a.json", _measured(elsewhere))
+    last_bit = _write(tmp_path / "b.json", _measured(elsewhere, test_auc=0.8119851851851854))
+    assert all(row.verdict == "identical" for row in compare_files(here, same_bits, 0, SPREAD))
+    assert not all(row.ok for row in compare_files(here, last_bit, 0, SPREAD))
+
+
+def test_other_numerics_compare_within_the_measured_seed_noise(tmp_path: Path) -> None:
+    committed = _write(tmp_path / "committed.json", _measured(PORTABLE))
+    native = {**PORTABLE, "profile": "native", "capability": "AVX512"}
+    noisy = _write(tmp_path / "a.json", _measured(native, test_auc=0.82))
+    rows = {row.metric: row.verdict for row in compare_files(committed, noisy, 0, SPREAD)}
+    assert rows["test_auc"] == "within noise"
+    assert rows["test_acc"] == "identical"
+
+
+def test_a_real_change_fails_also_where_only_noise_tolerance_applies(tmp_path: Path) -> None:
+    """A drop of .05 AUC (what the exact check also caught) is 5 sigma of seed noise: changed."""
+    committed = _write(tmp_path / "committed.json", _measured(PORTABLE))
+    native = {**PORTABLE, "profile": "native"}
+    planted = _write(tmp_path / "a.json", _measured(native, test_auc=0.7619851851851853))
+    rows = {row.metric: row for row in compare_files(committed, planted, 0, SPREAD)}
+    assert not rows["test_auc"].ok and rows["test_auc"].verdict == "changed"
+
+
+def test_a_metric_without_a_measured_spread_stays_exact(tmp_path: Path) -> None:
+    committed = _write(tmp_path / "committed.json", _measured(PORTABLE))
+    native = {**PORTABLE, "profile": "native"}
+    moved = _write(tmp_path / "a.json", _measured(native, test_auc=0.812, test_acc=0.5034))
+    rows = {row.metric: row.ok for row in compare_files(committed, moved, 0, {})}
+    assert rows == {**rows, "test_auc": False, "test_acc": False}

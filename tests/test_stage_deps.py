@@ -23,7 +23,9 @@ PLUMBING = {
     "meddx.errors",
     "meddx.io",
     "meddx.paths",
+    "meddx.numerics",
     "meddx.provenance",
+    "meddx.redact",
     "meddx.tracking",
 }
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]

@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from meddx.errors import MeddxError
 from meddx.redact import redact
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 STAGES: dict[str, str] = {
     "acquire_images": "Bring the configured image dataset into data/raw/images.npz",
@@ -80,7 +85,39 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enter_profile(cfg: DictConfig) -> None:
+    """Re-execute this process once in the numeric profile's environment (meddx.numerics).
+
+    Only when meddx is the program (`python -m meddx`, the `meddx` script): the libraries read
+    the variables when they load, and only a fresh process is sure to load them afterwards.
+    """
+    from meddx import numerics
+
+    env = numerics.reexec_environment(
+        str(cfg.trainer.get("numerics", "portable")), int(cfg.trainer.num_threads)
+    )
+    if env is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "meddx", *sys.argv[1:]], env)
+
+
+def _stamp_metrics(cfg: DictConfig, stage: str) -> None:
+    """Every metrics file says under which numerics and on what machine it was measured."""
+    from meddx import numerics
+    from meddx.io import write_json
+    from meddx.paths import Layout
+
+    path = Layout(cfg.paths.root).metrics(stage)
+    if path.is_file():
+        written = json.loads(path.read_text())
+        if isinstance(written, dict):
+            write_json(path, {**written, "numerics": numerics.facts()})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """`argv` None: meddx is the program (re-executed in its numeric profile); a list: called
+    from Python (tests), run in this process as it is."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "compose":
@@ -88,8 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from meddx.config import compose, load_params
 
         cfg = load_params(args.params, args.overrides) if args.params else compose(args.overrides)
+        if argv is None:
+            _enter_profile(cfg)
         stage = importlib.import_module(f"meddx.stages.{args.command}")
         metrics = stage.run(cfg)
+        _stamp_metrics(cfg, args.command)
     except MeddxError as exc:
         print(redact(f"meddx {args.command}: error: {exc}"), file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
+from meddx import numerics
 from meddx.config import flatten
 from meddx.errors import ConfigError, TrackingError
 from meddx.io import write_json, write_text
@@ -370,6 +371,7 @@ def stage_run(
         "meddx.pipeline_id": pipeline_id(root),
         **git_state(Path(__file__).resolve().parent),
         **input_hashes(list(inputs), Path(cfg.paths.root)),
+        **{f"meddx.numerics.{key}": value for key, value in numerics.facts().items()},
     }
     tags["mlflow.source.git.commit"] = tags["git.commit"]
     if os.environ.get("DVC_EXP_NAME"):

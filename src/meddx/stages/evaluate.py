@@ -25,7 +25,7 @@ from meddx.tracking import stage_run
 
 STAGE = "evaluate"
 MODEL = "cnn"
-SECTIONS = ("seed", "trainer.num_threads", "evaluate")
+SECTIONS = ("seed", "trainer.num_threads", "trainer.numerics", "evaluate")
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from meddx.paths import Layout, require
 from meddx.tracking import stage_run
 
 STAGE = "generate_images"
-SECTIONS = ("seed", "gan.generate", "trainer.num_threads")
+SECTIONS = ("seed", "gan.generate", "trainer.num_threads", "trainer.numerics")
 
 
 def class_counts(per_class: int | None, facts: dict[str, Any]) -> dict[str, list[int]]:

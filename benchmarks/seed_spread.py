@@ -1,0 +1,82 @@
+"""Seed-to-seed spread of every committed metric: the noise scale of `make ci-repro`.
+
+Where two machines cannot give identical bits (another architecture, `trainer.numerics=native`,
+a GPU), the reproduction check accepts a metric within a few standard deviations of what a
+change of seed alone moves it by. This runs the offline pipeline's stages in dvc.yaml order,
+once per seed in SEEDS (default 0 1 2), each in a project of its own under a temporary folder
+(`python -m meddx <stage> seed=S paths.root=...`, the same commands DVC runs), and writes the
+per-metric sample standard deviation to reports/repro/spread.json.
+
+    SEEDS="0 1 2" python benchmarks/seed_spread.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from meddx.io import write_json
+from meddx.repro_check import FACTS_KEY, SPREAD_FILE, leaves
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_pipeline(root: Path, seed: int) -> dict[str, dict]:
+    """Every stage of dvc.yaml for one seed; {metrics file: metrics}."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage in stages:
+        command = [sys.executable, "-m", "meddx", stage, f"seed={seed}", f"paths.root={root}"]
+        command.append(f"tracking.uri=sqlite:///{root / 'mlflow.db'}")
+        subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return {
+        f"reports/metrics/{path.name}": json.loads(path.read_text())
+        for path in sorted((root / "reports" / "metrics").glob("*.json"))
+    }
+
+
+def numeric_leaves(metrics: dict) -> dict[str, float]:
+    tree = {key: value for key, value in metrics.items() if key != FACTS_KEY}
+    return {
+        key: float(value)
+        for key, value in leaves(tree).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def main() -> int:
+    seeds = [int(s) for s in os.environ.get("SEEDS", "0 1 2").split()]
+    runs, started = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="meddx-spread-") as scratch:
+        for seed in seeds:
+            root = Path(scratch, f"seed{seed}")
+            root.mkdir()
+            runs.append(run_pipeline(root, seed))
+            print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+    std: dict[str, dict[str, float]] = {}
+    for name in sorted(set.intersection(*(set(r) for r in runs))):
+        values = [numeric_leaves(r[name]) for r in runs]
+        common = set.intersection(*(set(v) for v in values))
+        std[name] = {
+            key: statistics.stdev(v[key] for v in values)
+            for key in sorted(common)
+            if all(math.isfinite(v[key]) for v in values)
+        }
+    write_json(
+        REPO / SPREAD_FILE,
+        {"dataset": "offline default (synthetic images and ECG)", "seeds": seeds, "std": std},
+    )
+    print(f"{sum(len(v) for v in std.values())} metrics, spread over seeds {seeds}: {SPREAD_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
