@@ -192,3 +192,20 @@ def test_notebooks_execute_on_the_pipeline_outputs(
             o for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
         ]
         assert images, f"{name} drew no figure"
+
+
+@pytest.mark.parametrize("ecg", ["synthetic", "mitbih"])
+def test_an_ecg_model_stands_beside_published_mitbih_rows_only_when_trained_on_mitbih(
+    tmp_path: Path, ecg: str
+) -> None:
+    import yaml
+
+    from meddx.stages import report
+
+    cfg = compose([f"paths.root={tmp_path}", f"data/ecg={ecg}"], conf_dir=CONF)
+    published = yaml.safe_load(report.PUBLISHED.read_text())["mitbih"]["rows"]
+    doc = report.build(cfg, {"evaluate_rnn": {"n_test": 1276, "acc": 0.9}}, {}, "run-id")
+    text = doc.markdown()
+    assert f"rnn on {ecg}" in text
+    shown = [method for method, values in published.items() if "mitbih" in values]
+    assert shown and all((method in text) == (ecg == "mitbih") for method in shown)

@@ -150,18 +150,21 @@ def build(
         f" at {tracking_uri(cfg)}; this report is run {report_run_id}."
     )
     doc.heading("Models")
-    header = ["model", "evaluation stage", *HEADLINE.values(), "evaluation run", "commit"]
+    header = ["model", "dataset", "evaluation stage", *HEADLINE.values()]
+    header += ["evaluation run", "commit"]
     rows = []
     for model, spec in cfg.report.models.items():
         result = results.get(spec.evaluate)
         if result is None:
-            rows.append([model, spec.evaluate, *["not produced"] * len(HEADLINE), "—", "—"])
+            missing = ["not produced"] * len(HEADLINE)
+            rows.append([model, spec.dataset, spec.evaluate, *missing, "—", "—"])
             continue
         found = runs.get(spec.evaluate)
         commit = found.data.tags.get("git.commit", "?")[:10] if found else "—"
         rows.append(
             [
                 model,
+                spec.dataset,
                 spec.evaluate,
                 *[with_ci(result, k) for k in HEADLINE],
                 _run_cell(runs, spec.evaluate),
