@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from meddx.errors import MeddxError
+from meddx.interrupts import Interrupted, raised_as_interrupted
 
 STAGES: dict[str, str] = {
     "acquire_images": "Bring the configured image dataset into data/raw/images.npz",
@@ -88,9 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cfg = load_params(args.params, args.overrides) if args.params else compose(args.overrides)
         stage = importlib.import_module(f"meddx.stages.{args.command}")
-        metrics = stage.run(cfg)
+        with raised_as_interrupted():
+            metrics = stage.run(cfg)
     except MeddxError as exc:
         print(f"meddx {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(
+            f"meddx {args.command}: {exc}; its MLflow run is marked KILLED and the checkpoints "
+            "of an unfinished training stay in runs/: rerun the stage to resume",
+            file=sys.stderr,
+        )
+        return exc.exit_code
     print(json.dumps(metrics, indent=2, default=str))
     return 0
