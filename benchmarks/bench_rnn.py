@@ -137,6 +137,7 @@ def markdown(summary: dict[str, Any]) -> str:
 def main() -> None:
     seeds = [int(s) for s in os.environ.get("SEEDS", "0 1 2").split()]
     work = REPO / "runs" / "bench_rnn"
+    work.mkdir(parents=True, exist_ok=True)
     overrides = sys.argv[1:]
     rows = [one_seed(seed, work, overrides) for seed in seeds]
     summary = summarise(rows, overrides)

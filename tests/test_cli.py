@@ -60,3 +60,19 @@ def test_compose_check_detects_a_stale_params_file(tmp_path: Path) -> None:
     result = _meddx("compose", "--output", str(stale), "--check")
     assert result.returncode == 1
     assert "make params" in result.stderr
+
+
+def test_an_impossible_number_in_params_fails_before_any_run_or_folder_is_made(
+    tmp_path: Path,
+) -> None:
+    from meddx.config import compose, to_yaml
+
+    params = tmp_path / "params.yaml"
+    project = [f"paths.root={tmp_path}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    text = to_yaml(compose(project, conf_dir=REPO / "conf"))
+    params.write_text(text.replace("      train: 1200", "      train: -5"))
+    result = _meddx("acquire_images", "--params", str(params))
+    assert result.returncode == 2
+    assert "data.image.synthetic.train=-5" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert [path.name for path in tmp_path.iterdir()] == ["params.yaml"]  # no store, no runs/

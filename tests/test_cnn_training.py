@@ -326,6 +326,8 @@ def test_a_killed_ensemble_keeps_its_finished_member_and_resumes_the_other(
     make_cfg, tmp_path: Path
 ) -> None:
     tiny = (*TINY_IMAGES, "cnn=convnet", "cnn.net.channels=[4,8,16]", "cnn.max_epochs=3")
+    for root in ("killed", "straight"):
+        (tmp_path / root).mkdir()
     cfg = make_cfg(*tiny, "cnn.ensemble=2", f"paths.root={tmp_path / 'killed'}")
     acquire_images.run(cfg)
     preprocess_images.run(cfg)

@@ -20,6 +20,9 @@ from conftest import REPO
 PLUMBING = {
     "meddx",
     "meddx.config",
+    "meddx.config_schema",
+    "meddx.interrupts",
+    "meddx.orphans",
     "meddx.errors",
     "meddx.io",
     "meddx.paths",

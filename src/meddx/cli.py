@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from meddx.errors import MeddxError
+from meddx.interrupts import Interrupted, raised_as_interrupted
 from meddx.redact import redact
 
 if TYPE_CHECKING:
@@ -128,10 +129,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv is None:
             _enter_profile(cfg)
         stage = importlib.import_module(f"meddx.stages.{args.command}")
-        metrics = stage.run(cfg)
+        with raised_as_interrupted():
+            metrics = stage.run(cfg)
         _stamp_metrics(cfg, args.command)
     except MeddxError as exc:
         print(redact(f"meddx {args.command}: error: {exc}"), file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(
+            f"meddx {args.command}: {exc}; its MLflow run is marked KILLED and the checkpoints "
+            "of an unfinished training stay in runs/: rerun the stage to resume",
+            file=sys.stderr,
+        )
+        return exc.exit_code
     print(json.dumps(metrics, indent=2, default=str))
     return 0

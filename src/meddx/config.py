@@ -7,8 +7,10 @@ Two sources, one rule set:
 - `load_params(path, overrides)` reads a composed file; this is what DVC stages do, since
   `dvc exp run -S ...` writes its composition to `params.yaml` before the stages start.
 
-Value overrides (`cnn.lr=0.01`) are checked against the type of the value they replace, so a
-typo fails before any work starts instead of deep inside an optimizer.
+Value overrides (`cnn.lr=0.01`) are checked against the type of the value they replace, and
+every resulting config against the meaning of its numbers (`meddx.config_schema`) and its
+`paths.root`, so a typo or an impossible value fails before any work starts (no MLflow run,
+no checkpoint folder) instead of deep inside an optimizer.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from meddx.config_schema import problems
 from meddx.errors import ConfigError
 
 CONFIG_NAME = "config"
@@ -142,6 +146,8 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> Dict
             cfg = hydra_compose(config_name=CONFIG_NAME, overrides=groups)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(str(exc).strip()) from None
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from None
     apply_value_overrides(cfg, values, origin=f"the composition of {conf_dir}")
     return _resolved(cfg)
 
@@ -153,7 +159,10 @@ def load_params(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Params file {path} not found; create it with `make params`")
-    cfg = OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc) from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{path} must hold a mapping at the top level")
     conf_dir = default_conf_dir()
@@ -208,6 +217,34 @@ def with_overrides(
     return _resolved(out)
 
 
+def _syntax_error(exc: yaml.YAMLError) -> ConfigError:
+    """Where the YAML is broken and how, instead of the parser's traceback through Hydra."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ConfigError(f"YAML syntax error in {where}: {problem}; fix the file and rerun")
+
+
+def _check_values(cfg: DictConfig) -> None:
+    """Refuse numbers against their meaning, and a project root that is not there.
+
+    A missing `paths.root` would otherwise be created on the fly: a new, empty project tree
+    and MLflow store, while the user's data and runs sit elsewhere.
+    """
+    found = problems(flatten(cfg))
+    if found:
+        raise ConfigError(
+            "Invalid config value (change it in conf/ or params.yaml, or override it with "
+            "key=value):\n  " + "\n  ".join(found)
+        )
+    root = OmegaConf.select(cfg, "paths.root")
+    if root is not None and not Path(root).expanduser().is_dir():
+        raise ConfigError(
+            f"paths.root={root!r} is not an existing folder; point paths.root at the project "
+            "checkout, or create the folder first for a new project"
+        )
+
+
 def _resolved(cfg: DictConfig) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
@@ -215,6 +252,7 @@ def _resolved(cfg: DictConfig) -> DictConfig:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"Cannot resolve the config: {exc}") from None
+    _check_values(cfg)
     OmegaConf.set_struct(cfg, True)
     return cfg
 

@@ -34,7 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 from meddx import numerics
 from meddx.config import flatten
 from meddx.errors import ConfigError, TrackingError
+from meddx.interrupts import Interrupted
 from meddx.io import write_json, write_text
+from meddx.orphans import close_orphans, process_tags
 from meddx.paths import Layout, project_root
 from meddx.provenance import git_state, input_hashes, pipeline_id
 from meddx.redact import MASK, redact, withhold
@@ -352,7 +354,8 @@ def stage_run(
     parent_run_id: str | None = None,
     sections: Sequence[str] | None = None,
 ) -> Iterator[StageRun]:
-    """Open a run tagged with provenance; close it FINISHED, or FAILED with the error.
+    """Open a run tagged with provenance; close it FINISHED, KILLED when stopped by a signal
+    or Ctrl+C (`meddx.interrupts`), or FAILED with the error.
 
     Params are the config `sections` the stage reads (all when None), flattened; the whole
     resolved config goes along as the `config.yaml` artifact. Raises `TrackingError` after
@@ -369,6 +372,7 @@ def stage_run(
         "meddx.stage": stage,
         "dvc.stage": stage,
         "meddx.pipeline_id": pipeline_id(root),
+        **process_tags(),
         **git_state(Path(__file__).resolve().parent),
         **input_hashes(list(inputs), Path(cfg.paths.root)),
         **{f"meddx.numerics.{key}": value for key, value in numerics.facts().items()},
@@ -384,6 +388,7 @@ def stage_run(
         try:
             client, run_id = _create_run(uri, experiment, artifact_location, tags, name)
             handle = StageRun(client, run_id, uri, spool_dir, experiment, name)
+            close_orphans(client, run_id, stage)
         except Exception as exc:  # unreachable store: work offline from the start
             handle = StageRun(None, None, uri, spool_dir, experiment, name)
             handle.unsent.update(artifact_location=artifact_location)
@@ -397,7 +402,7 @@ def stage_run(
             yield handle
         except BaseException as exc:
             handle.set_tags({"meddx.error": redact(f"{type(exc).__name__}: {exc}")[:5000]})
-            handle.close("FAILED")
+            handle.close("KILLED" if isinstance(exc, Interrupted | KeyboardInterrupt) else "FAILED")
             raise
         handle.close("FINISHED")
     if handle.error is not None:
