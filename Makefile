@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-hpo bench-gan
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-hpo bench-gan
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -85,3 +85,5 @@ bench-gan: setup ## GAN: TSTR, augmentation gain, FD, memorisation (SEEDS, DATAS
 
 clean: ## Remove outputs, tracking stores and caches (not the venv)
 	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts optuna.db optuna.journal dvc_plots .pytest_cache .ruff_cache
+bench-numerics: setup ## portable vs native numerics: offline pipeline and one pneumonia epoch (target ratio <= 1.15)
+	$(BIN)/python benchmarks/bench_numerics.py

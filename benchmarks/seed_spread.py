@@ -30,12 +30,12 @@ from meddx.repro_check import FACTS_KEY, SPREAD_FILE, leaves
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_pipeline(root: Path, seed: int) -> dict[str, dict]:
+def run_pipeline(root: Path, seed: int, *overrides: str) -> dict[str, dict]:
     """Every stage of dvc.yaml for one seed; {metrics file: metrics}."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for stage in stages:
         command = [sys.executable, "-m", "meddx", stage, f"seed={seed}", f"paths.root={root}"]
-        command.append(f"tracking.uri=sqlite:///{root / 'mlflow.db'}")
+        command += [f"tracking.uri=sqlite:///{root / 'mlflow.db'}", *overrides]
         subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return {
         f"reports/metrics/{path.name}": json.loads(path.read_text())
