@@ -312,6 +312,7 @@ def test_every_non_paced_mitbih_record_gives_de_chazals_class_counts(make_cfg, m
         "samples": 44 * 650000,
         "annotations": 103724,
         "sha256_checked": 132,
+        "sha256_unchecked": 0,
     }
     stats = preprocess_ecg.run(cfg)
     _, meta = load_outputs(tmp_path)
