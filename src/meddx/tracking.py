@@ -375,7 +375,7 @@ def stage_run(
         **process_tags(),
         **git_state(Path(__file__).resolve().parent),
         **input_hashes(list(inputs), Path(cfg.paths.root)),
-        **{f"meddx.numerics.{key}": value for key, value in numerics.facts().items()},
+        **{f"meddx.numerics.{key}": str(value) for key, value in numerics.facts().items()},
     }
     tags["mlflow.source.git.commit"] = tags["git.commit"]
     if os.environ.get("DVC_EXP_NAME"):
