@@ -183,6 +183,7 @@ def test_evaluate_rnn_reports_se_ppv_f1_per_class_and_the_confusion_plot(
     runs = client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'evaluate_rnn'")
     v_se = result["per_class"]["V"]["sensitivity"]
     assert runs[0].data.metrics["V.sensitivity"] == pytest.approx(v_se)
+    assert runs[0].info.run_name == "evaluate_rnn rnn on fixture"  # the dataset it scored
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
     assert "plots/confusion.csv" in artifacts
 

@@ -8,6 +8,7 @@ validation records include a test record, so a leaky model cannot produce a head
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     model_path = require(layout.model_dir(MODEL) / "model.pt", layout.root)
     ecg = require(layout.processed_ecg, layout.root)
+    dataset = json.loads(require(layout.processed_ecg_meta, layout.root).read_text())["name"]
     torch.set_num_threads(cfg.trainer.num_threads)
     net, info = export.load(model_path)
     names = list(info["class_names"])
@@ -44,7 +46,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         model_path,
         fix="retrain it with `dvc repro train_rnn` on the current ecg.npz",
     )
-    title = f"{STAGE} {MODEL}"
+    title = f"{STAGE} {MODEL} on {dataset}"
     with stage_run(
         cfg, STAGE, inputs=[model_path, ecg], run_name=title, sections=SECTIONS
     ) as tracked:
