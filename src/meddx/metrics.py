@@ -24,9 +24,9 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their mean rank: `scipy.stats.rankdata(values)`, bit for bit.
 
     Kept by hand for the bootstrap, whose 1000 resamples rank every class's scores: with
-    rankdata (scipy 1.17, 2-core AMD EPYC) they took 2.21 s instead of 1.17 s at 300 samples
-    x 4 classes (the `evaluate` stage) and 3.52 s instead of 2.88 s at 1276 x 5
-    (`evaluate_rnn`); one call on 300 scores, 90 us instead of 27 us.
+    rankdata (scipy 1.17; two runs on the shared 2-core AMD EPYC) they took 1.5-1.9x as long
+    at 300 samples x 4 classes (the `evaluate` stage: 1.17 s -> 2.21 s) and 1.2-2.4x at
+    1276 x 5 (`evaluate_rnn`); one call on 300 scores, 3-4.7x (27 us -> 90 us).
     """
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
