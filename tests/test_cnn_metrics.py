@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 from sklearn import metrics as skm
 
 from meddx import metrics
@@ -12,6 +13,13 @@ from meddx import metrics
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(7)
+
+
+def test_average_ranks_are_scipys_rankdata_bit_for_bit(rng: np.random.Generator) -> None:
+    # Hand-written only for bootstrap speed (its docstring): the ranks must stay rankdata's.
+    for scores in (rng.random(500), np.round(rng.random(500), 2), np.zeros(7), np.arange(3.0)):
+        ranks = metrics._average_ranks(scores)
+        assert np.array_equal(ranks, scipy_stats.rankdata(scores, method="average"))
 
 
 def test_binary_auc_and_acc_match_sklearn(rng: np.random.Generator) -> None:

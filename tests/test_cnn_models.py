@@ -12,6 +12,7 @@ from meddx.config import compose
 from meddx.errors import ConfigError
 from meddx.models import export, monai_nets
 from meddx.models.cnn import ConvNet
+from meddx.models.resnet import resnet18
 from meddx.training.classifier import Classifier
 
 MODELS = sorted(p.stem for p in (CONF / "cnn").glob("*.yaml"))
@@ -70,6 +71,29 @@ def test_model_trains_a_few_steps_for_each_task(model: str, task: str) -> None:
 def test_rgb_input_sizes_the_stem() -> None:
     module = _module("resnet18", "multi-class", channels=3)
     assert module(torch.randn(2, 3, 28, 28)).shape == (2, 4)
+
+
+def test_resnet18_is_the_medmnist_28px_net() -> None:
+    """MedMNIST v2's ResNet-18 (28): 11,168,706 parameters for 1 channel and 2 classes, and a
+    3x3 stride-1 stem without max-pool, so the first stage still sees 28 x 28."""
+    net = resnet18(in_channels=1, num_classes=2, image_size=28)
+    seen = []
+    net.layer1.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[-2:]))
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 28, 28))
+    assert sum(p.numel() for p in net.parameters()) == 11_168_706
+    assert seen == [torch.Size([28, 28])]
+
+
+def test_resnet18_keeps_pytorchs_default_initialisation() -> None:
+    """The reference's init (kaiming-uniform, |w| <= 1/sqrt(fan_in)), not MONAI's normal one."""
+    torch.manual_seed(0)
+    net = resnet18(in_channels=1, num_classes=2, image_size=28)
+    for conv in (m for m in net.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)):
+        fan_in = conv.weight[0].numel()
+        assert float(conv.weight.abs().max()) <= fan_in**-0.5
+    assert bool(net.fc.bias.ne(0).all())
 
 
 @pytest.mark.slow

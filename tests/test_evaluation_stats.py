@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
+from sklearn import metrics as skm
 
 from meddx.evaluation import classifier, stats
 
@@ -78,6 +79,26 @@ def test_roc_and_pr_curves_span_their_axes() -> None:
     roc = stats.roc_points(y, s)
     assert (roc[0]["fpr"], roc[0]["tpr"]) == (0, 0) and (roc[-1]["fpr"], roc[-1]["tpr"]) == (1, 1)
     assert stats.pr_points(y, s)[-1]["recall"] == 1.0
+
+
+def test_curves_hold_every_point_of_scikit_learns_and_ap_is_its_figure() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.random(400) < 0.3
+    s = np.round(np.clip(rng.normal(0.4 + 0.3 * y, 0.2), 0, 1), 2).astype(np.float32)
+    fpr, tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+    precision, recall, _ = skm.precision_recall_curve(y, s)
+    roc, pr = stats.roc_points(y, s), stats.pr_points(y, s)
+    assert [(p["fpr"], p["tpr"]) for p in roc] == list(zip(fpr, tpr, strict=True))
+    assert [(p["recall"], p["precision"]) for p in pr] == list(zip(recall, precision, strict=True))[
+        ::-1
+    ]
+    assert stats.average_precision(y, s) == pytest.approx(
+        skm.average_precision_score(y, s), abs=1e-15
+    )
+
+
+def test_average_precision_is_undefined_without_positives() -> None:
+    assert math.isnan(stats.average_precision(np.zeros(4, bool), np.array([0.1, 0.2, 0.3, 0.4])))
 
 
 def test_a_perfect_classifier_scores_one_with_a_degenerate_interval() -> None:

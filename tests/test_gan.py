@@ -20,8 +20,9 @@ from meddx.data import stats
 from meddx.data.npz import load_npz
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError, DataError
+from meddx.evaluation import generated
 from meddx.models.gan import Discriminator, Generator
-from meddx.stages import evaluate_gan, generate_images, train_gan
+from meddx.stages import generate_images, train_gan
 from meddx.training.generative import frechet_distance, memorisation, precision_recall
 
 SMALL_NETS = ("gan.generator.base_channels=8", "gan.discriminator.base_channels=8")
@@ -235,8 +236,8 @@ def test_the_stage_fails_before_training_on_a_missing_generator(make_cfg) -> Non
 def test_aug_share_sets_how_many_synthetic_images_join_the_real_ones() -> None:
     real = (np.zeros((10, 28, 28, 1), np.float32), np.zeros(10, np.int64))
     synthetic = (np.ones((10, 28, 28, 1), np.float32), np.ones(10, np.int64))
-    images, labels = evaluate_gan._with_synthetic(real, synthetic, 0.3, seed=0)
+    images, labels = generated.with_synthetic(real, synthetic, 0.3, seed=0)
     assert len(images) == 13 and labels.tolist() == [0] * 10 + [1] * 3
-    assert len(evaluate_gan._with_synthetic(real, synthetic, 5.0, seed=0)[0]) == 20  # all there is
+    assert len(generated.with_synthetic(real, synthetic, 5.0, seed=0)[0]) == 20  # all there is
     with pytest.raises(ConfigError, match="aug_share"):
-        evaluate_gan._with_synthetic(real, synthetic, -1.0, seed=0)
+        generated.with_synthetic(real, synthetic, -1.0, seed=0)

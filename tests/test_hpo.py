@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from conftest import CONF, REPO, TINY_IMAGES
 from meddx.config import with_overrides
 from meddx.errors import ConfigError
+from meddx.hpo import budget
 from meddx.hpo.best import apply_best, read_best
 from meddx.hpo.space import check_space, parse_space, to_overrides
 from meddx.stages import acquire_images, preprocess_images, tune
@@ -253,6 +254,17 @@ def test_the_pruner_stops_a_planted_bad_trial(make_cfg):
     client = MlflowClient(cfg.tracking.uri)
     pruned_run = client.get_run(trials[2].user_attrs["mlflow_run_id"])
     assert pruned_run.data.tags["meddx.trial_state"] == "pruned"
+
+
+def test_orphans_of_a_kill_fail_and_leave_the_budget_to_finished_trials(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/optuna.db", study_name="s")
+    study.tell(study.ask(), 1.0)
+    killed = study.ask()  # left RUNNING by a process that was killed
+    assert [t.number for t in budget.fail_orphans(study)] == [killed.number]
+    assert study.trials[killed.number].state == optuna.trial.TrialState.FAIL
+    assert budget.remaining(study, 3) == 2
+    study.optimize(lambda _: 0.0, n_trials=10, callbacks=[budget.stop_when_spent(study, 3)])
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3
 
 
 @pytest.mark.slow

@@ -56,9 +56,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str = "md5") -> str:
-    """Hex digest of a file, read in chunks (MedMNIST+ files reach gigabytes)."""
-    digest = hashlib.new(algorithm)
+    """Hex digest of a file; `hashlib.file_digest` reads it in chunks (MedMNIST+ files reach
+    gigabytes), never whole into memory."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, algorithm).hexdigest()

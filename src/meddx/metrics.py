@@ -21,14 +21,19 @@ TASKS = ("binary", "multi-class", "multi-label", "ordinal")
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank: `scipy.stats.rankdata(values)`, bit for bit.
+
+    Kept by hand for the bootstrap, whose 1000 resamples rank every class's scores: with
+    rankdata (scipy 1.17; two runs on the shared 2-core AMD EPYC) they took 1.5-1.9x as long
+    at 300 samples x 4 classes (the `evaluate` stage: 1.17 s -> 2.21 s) and 1.2-2.4x at
+    1276 x 5 (`evaluate_rnn`); one call on 300 scores, 3-4.7x (27 us -> 90 us).
+    """
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
     ranks = np.empty(len(values), dtype=np.float64)
     boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [len(values)]])
-    # Tied values share the mean of their 1-based ranks; vectorised, since bootstrap CIs call
-    # this thousands of times on tens of thousands of scores.
     ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return ranks
 

@@ -1,7 +1,7 @@
-"""Confidence intervals, calibration and curves for classifier scores, in numpy.
+"""Confidence intervals, calibration and curves for classifier scores.
 
-No scikit-learn and no torch: these run once per bootstrap resample, so they stay small and
-vectorised, and every stage can afford to import them.
+The bootstrap path (`headline`, run once per resample) is numpy and no torch, small and
+vectorised; the curves, drawn once per evaluation, are scikit-learn's, imported when drawn.
 """
 
 from __future__ import annotations
@@ -92,47 +92,49 @@ def headline(task: str, y_true: np.ndarray, y_score: np.ndarray, n_bins: int) ->
     return result
 
 
-def _ranked(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative true and false positives at each distinct threshold, highest score first."""
-    order = np.argsort(-score, kind="mergesort")
-    y = np.asarray(y_true, dtype=bool)[order]
-    s = np.asarray(score, dtype=np.float64)[order]
-    distinct = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tps = np.cumsum(y)[distinct]
-    return tps, (distinct + 1) - tps, s[distinct]
-
-
 def roc_points(y_true: np.ndarray, score: np.ndarray) -> list[dict[str, float]]:
-    """ROC curve of one binary problem, one point per distinct threshold."""
-    tps, fps, thresholds = _ranked(y_true, score)
-    pos, neg = max(int(tps[-1]), 1), max(int(fps[-1]), 1)
-    points = [{"fpr": 0.0, "tpr": 0.0, "threshold": 1.0}]
-    points += [
-        {"fpr": float(f / neg), "tpr": float(t / pos), "threshold": float(s)}
-        for f, t, s in zip(fps, tps, thresholds, strict=True)
+    """ROC curve of one binary problem (scikit-learn's), one point per distinct threshold.
+
+    Every point is kept (`drop_intermediate=False`), as the committed plot data hold them. The
+    (0, 0) start carries threshold 1.0, where scikit-learn puts infinity, which JSON lacks.
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(y_true, score, drop_intermediate=False)
+    thresholds[0] = 1.0
+    return [
+        {"fpr": float(f), "tpr": float(t), "threshold": float(s)}
+        for f, t, s in zip(fpr, tpr, thresholds, strict=True)
     ]
-    return points
+
+
+def _precision_recall(y_true: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """scikit-learn's precision-recall curve in rising recall, from (recall 0, precision 1)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y_true, score)
+    return precision[::-1], recall[::-1], np.r_[1.0, thresholds[::-1]]
 
 
 def pr_points(y_true: np.ndarray, score: np.ndarray) -> list[dict[str, float]]:
     """Precision-recall curve of one binary problem, starting at recall 0, precision 1."""
-    tps, fps, thresholds = _ranked(y_true, score)
-    pos = max(int(tps[-1]), 1)
-    points = [{"recall": 0.0, "precision": 1.0, "threshold": 1.0}]
-    points += [
-        {"recall": float(t / pos), "precision": float(t / (t + f)), "threshold": float(s)}
-        for t, f, s in zip(tps, fps, thresholds, strict=True)
+    return [
+        {"recall": float(r), "precision": float(p), "threshold": float(t)}
+        for p, r, t in zip(*_precision_recall(y_true, score), strict=True)
     ]
-    return points
 
 
 def average_precision(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Sum of precision times the recall gained at each threshold (scikit-learn's definition)."""
+    """scikit-learn's average precision: precision times the recall gained, summed over the curve.
+
+    Summed in rising recall rather than by `average_precision_score`, which adds the same
+    terms in falling recall: that order differs in the last bits (up to 4.4e-16, in 1357 of
+    2994 random problems) and would change the committed AP figures for no gain. NaN without
+    positives, where scikit-learn warns and returns a meaningless value.
+    """
     if not np.asarray(y_true, dtype=bool).any():
         return float("nan")
-    points = pr_points(y_true, score)
-    recall = np.array([p["recall"] for p in points])
-    precision = np.array([p["precision"] for p in points])
+    precision, recall, _ = _precision_recall(y_true, score)
     return float(np.sum(np.diff(recall) * precision[1:]))
 
 

@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from meddx.config import with_overrides
 from meddx.errors import ConfigError, MeddxError
+from meddx.hpo.budget import remaining, stop_when_spent
 from meddx.hpo.space import Param, parse_space, to_overrides
-from meddx.hpo.study import load_study, used_budget
+from meddx.hpo.study import load_study
 from meddx.paths import Layout
 from meddx.tracking import stage_run
 
@@ -154,21 +155,16 @@ def run_worker(job: Job, worker: int) -> None:
     data, inputs, _ = job.target.load_data(cfg)
     study = load_study(cfg, job.storage, job.study, worker)
     n_trials = int(cfg.hpo.n_trials)
-
-    def stop_when_spent(study: optuna.Study, _: Any) -> None:
-        if used_budget(study) >= n_trials:
-            study.stop()
-
-    remaining = n_trials - used_budget(study)
+    left = remaining(study, n_trials)
     timeout = None if job.deadline is None else job.deadline - time.time()
-    if remaining <= 0 or (timeout is not None and timeout <= 0):
+    if left <= 0 or (timeout is not None and timeout <= 0):
         return
     study.optimize(
         Objective(cfg, job, params, data, inputs, worker),
-        n_trials=remaining,
+        n_trials=left,
         timeout=timeout,
         catch=(Exception,),
-        callbacks=[stop_when_spent],
+        callbacks=[stop_when_spent(study, n_trials)],
     )
 
 

@@ -18,15 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from meddx.config import default_conf_dir
 from meddx.errors import ConfigError, MeddxError
 from meddx.hpo.best import write_best
+from meddx.hpo.budget import fail_orphans
 from meddx.hpo.space import check_space, parse_space, to_overrides
-from meddx.hpo.study import (
-    create_study,
-    fail_orphans,
-    is_local,
-    redacted,
-    storage_url,
-    study_name,
-)
+from meddx.hpo.storage import is_local, redacted, storage_url
+from meddx.hpo.study import create_study, study_name
 from meddx.hpo.trials import STAGE, STATE_TAG, Job, Target, run_workers
 from meddx.io import write_json
 from meddx.paths import Layout, require
