@@ -97,3 +97,11 @@ def test_an_experiment_states_only_values_its_group_choices_do_not_already_have(
     restated = sorted(key for key, value in stated.items() if without[key] == value)
     assert not restated, f"conf/experiment/{experiment}.yaml restates {restated}"
     assert flatten(compose([f"+experiment={experiment}"], conf_dir=CONF)).items() >= stated.items()
+
+
+@pytest.mark.parametrize("subset", ["breastmnist", "bloodmnist"])  # bloodmnist flips both ways
+def test_the_medmnist_v2_protocol_trains_without_augmentation_whichever_subset(
+    subset: str,
+) -> None:
+    cfg = compose(["+experiment=medmnist_v2_resnet18", f"data/image={subset}"], conf_dir=CONF)
+    assert not any(cfg.data.image.augment.values())
