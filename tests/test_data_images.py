@@ -16,7 +16,7 @@ from conftest import CONF, REPO
 from meddx import cli
 from meddx.config import compose
 from meddx.data import medmnist
-from meddx.data.image_facts import STATED_FACTS, image_facts
+from meddx.data.image_facts import STATED_FACTS, ImageFacts, image_facts
 from meddx.data.npz import load_npz, save_npz
 from meddx.data.stats import class_key
 from meddx.data.validate import check_image_splits
@@ -91,6 +91,11 @@ def test_every_subset_has_a_config_that_names_its_entry_and_restates_no_fact() -
         assert spec.source == "medmnist" and spec.name == name and spec.size == 28
         assert not set(STATED_FACTS) & set(spec)
         assert image_facts(spec).class_names == medmnist.subset(name).class_names
+
+
+def test_a_dataset_without_a_registry_entry_states_its_facts_in_its_config() -> None:
+    spec = compose(["data/image=synthetic"], conf_dir=CONF).data.image
+    assert image_facts(spec) == ImageFacts("multi-class", ("disc", "square", "ring", "cross"), 1, 2)
 
 
 def test_registry_names_files_and_urls_per_size() -> None:
