@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from conftest import CONF
 from meddx.config import compose
@@ -27,7 +26,7 @@ def _targets(task: str, n: int, classes: int) -> torch.Tensor:
 
 
 def _module(model: str, task: str, channels: int = 1) -> Classifier:
-    cfg = OmegaConf.load(CONF / "cnn" / f"{model}.yaml")
+    cfg = compose([f"cnn={model}"], conf_dir=CONF).cnn
     net = export.build_net(cfg.net, in_channels=channels, num_classes=TASKS[task], image_size=28)
     return Classifier(net=net, task=task, optimizer=instantiate(cfg.optimizer))
 

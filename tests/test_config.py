@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 
 from conftest import CONF, REPO
-from meddx.config import compose, load_params, to_yaml
+from meddx.config import compose, flatten, load_params, to_yaml
 from meddx.errors import ConfigError
 
 
@@ -73,3 +74,34 @@ def test_composed_config_is_read_only_for_unknown_keys() -> None:
     assert OmegaConf.is_struct(cfg)
     with pytest.raises(Exception):  # noqa: B017 - omegaconf raises its own key errors
         cfg.cnn.not_a_key = 1
+
+
+EXPERIMENTS = sorted(path.stem for path in (CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_an_experiment_states_only_values_its_group_choices_do_not_already_have(
+    experiment: str,
+) -> None:
+    """A value equal to the chosen options' own is a copy that goes stale when they change."""
+    text = yaml.safe_load((CONF / "experiment" / f"{experiment}.yaml").read_text())
+    choices = [  # its group choices; other defaults entries are part of the experiment
+        f"{key.removeprefix('override /')}={option}"
+        for entry in text.pop("defaults", [])
+        if isinstance(entry, dict)
+        for key, option in entry.items()
+        if key.startswith("override /")
+    ]
+    without = flatten(compose(choices, conf_dir=CONF))
+    stated = flatten(text)
+    restated = sorted(key for key, value in stated.items() if without[key] == value)
+    assert not restated, f"conf/experiment/{experiment}.yaml restates {restated}"
+    assert flatten(compose([f"+experiment={experiment}"], conf_dir=CONF)).items() >= stated.items()
+
+
+@pytest.mark.parametrize("subset", ["breastmnist", "bloodmnist"])  # bloodmnist flips both ways
+def test_the_medmnist_v2_protocol_trains_without_augmentation_whichever_subset(
+    subset: str,
+) -> None:
+    cfg = compose(["+experiment=medmnist_v2_resnet18", f"data/image={subset}"], conf_dir=CONF)
+    assert not any(cfg.data.image.augment.values())

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import re
 import shutil
+import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
-from conftest import CONF
+from conftest import CONF, REPO
 from meddx import cli
 from meddx.config import compose
 from meddx.data import medmnist
+from meddx.data.image_facts import STATED_FACTS, ImageFacts, image_facts
 from meddx.data.npz import load_npz, save_npz
 from meddx.data.stats import class_key
 from meddx.data.validate import check_image_splits
 from meddx.errors import ConfigError, DataError
+from meddx.io import file_digest
 from meddx.metrics import TASKS
 from meddx.paths import Layout
 from meddx.stages import acquire_images, preprocess_images
@@ -46,28 +50,52 @@ def tiny_arrays(seed: int = 0) -> dict[str, np.ndarray]:
 # --- the registry and its configs -------------------------------------------------------
 
 
-def test_registry_covers_every_2d_subset_with_a_config_that_agrees() -> None:
-    assert set(medmnist.SUBSETS) == {
-        "pathmnist",
-        "chestmnist",
-        "dermamnist",
-        "octmnist",
-        "pneumoniamnist",
-        "retinamnist",
-        "breastmnist",
-        "bloodmnist",
-        "tissuemnist",
-        "organamnist",
-        "organcmnist",
-        "organsmnist",
-    }
-    for name, subset in medmnist.SUBSETS.items():
-        spec = yaml.safe_load((CONF / "data" / "image" / f"{name}.yaml").read_text())
-        assert spec["source"] == "medmnist" and spec["name"] == name and spec["size"] == 28
-        assert spec["task"] == subset.task and spec["task"] in TASKS
-        assert spec["class_names"] == list(subset.class_names)
-        assert spec["channels"] == subset.channels
-        assert all(re.fullmatch(r"[0-9a-f]{32}", subset.checksum(size)) for size in medmnist.SIZES)
+SUBSETS_2D = {
+    "pathmnist",
+    "chestmnist",
+    "dermamnist",
+    "octmnist",
+    "pneumoniamnist",
+    "retinamnist",
+    "breastmnist",
+    "bloodmnist",
+    "tissuemnist",
+    "organamnist",
+    "organcmnist",
+    "organsmnist",
+}
+SUBSETS_3D = {
+    "organmnist3d",
+    "nodulemnist3d",
+    "fracturemnist3d",
+    "adrenalmnist3d",
+    "vesselmnist3d",
+    "synapsemnist3d",
+}
+
+
+def test_registry_holds_every_2d_and_3d_subset_at_its_official_sizes() -> None:
+    registry = medmnist.subsets()
+    assert set(registry) == SUBSETS_2D | SUBSETS_3D
+    for name, subset in registry.items():
+        dims, sizes = (3, (28, 64)) if name in SUBSETS_3D else (2, (28, 64, 128, 224))
+        assert subset.spatial_dims == dims and subset.sizes == sizes
+        assert subset.task in TASKS and len(subset.class_names) >= 2
+        assert all(re.fullmatch(r"[0-9a-f]{32}", subset.checksum(size)) for size in sizes)
+        assert set(subset.splits) == {"train", "val", "test"}
+
+
+def test_every_subset_has_a_config_that_names_its_entry_and_restates_no_fact() -> None:
+    for name in medmnist.subsets():
+        spec = compose([f"data/image={name}"], conf_dir=CONF).data.image
+        assert spec.source == "medmnist" and spec.name == name and spec.size == 28
+        assert not set(STATED_FACTS) & set(spec)
+        assert image_facts(spec).class_names == medmnist.subset(name).class_names
+
+
+def test_a_dataset_without_a_registry_entry_states_its_facts_in_its_config() -> None:
+    spec = compose(["data/image=synthetic"], conf_dir=CONF).data.image
+    assert image_facts(spec) == ImageFacts("multi-class", ("disc", "square", "ring", "cross"), 1, 2)
 
 
 def test_registry_names_files_and_urls_per_size() -> None:
@@ -82,20 +110,42 @@ def test_registry_names_files_and_urls_per_size() -> None:
     assert medmnist.subset("retinamnist").task == "ordinal"
     with pytest.raises(ConfigError, match="28, 64, 128, 224"):
         breast.file_name(32)
+    adrenal = medmnist.subset("adrenalmnist3d")
+    assert adrenal.file_name(64) == "adrenalmnist3d_64.npz"
+    with pytest.raises(ConfigError, match=r"adrenalmnist3d comes in \[28, 64\]"):
+        adrenal.file_name(128)
+
+
+def test_adrenalmnist3d_entry_is_the_official_one() -> None:
+    adrenal = medmnist.subset("adrenalmnist3d")
+    assert (adrenal.task, adrenal.class_names) == ("binary", ("normal", "hyperplasia"))
+    assert adrenal.splits == {"train": 1188, "val": 98, "test": 298}
+    assert adrenal.checksum(28) == "bbd3c5a5576322bc4cdfea780653b1ce"
+
+
+def test_the_registry_is_package_data() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["meddx"]
+    assert any(fnmatch(f"data/{medmnist.REGISTRY}", pattern) for pattern in patterns)
 
 
 def test_unknown_subset_name_is_a_config_error_listing_the_known_ones(make_cfg) -> None:
     cfg = make_cfg("data/image=pneumoniamnist", "data.image.name=nosuchmnist")
-    with pytest.raises(ConfigError, match=r"'nosuchmnist' is not a MedMNIST 2D subset.*breast"):
+    with pytest.raises(ConfigError, match=r"'nosuchmnist' is not a MedMNIST subset.*breast"):
         acquire_images.run(cfg)
     with pytest.raises(ConfigError, match="nosuchmnist"):
         compose(["data/image=nosuchmnist"], conf_dir=CONF)
 
 
-def test_config_that_contradicts_the_registry_is_refused(make_cfg) -> None:
-    cfg = make_cfg("data/image=breastmnist", "data.image.channels=3")
-    with pytest.raises(ConfigError, match="channels=3 disagrees with the MedMNIST registry"):
-        acquire_images.run(cfg)
+def test_a_registry_fact_cannot_be_overridden_in_a_medmnist_config(make_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"Unknown config key 'data\.image\.channels'"):
+        make_cfg("data/image=breastmnist", "data.image.channels=3")
+
+
+def test_a_medmnist_config_that_restates_a_registry_fact_is_refused() -> None:
+    spec = OmegaConf.create({"source": "medmnist", "name": "breastmnist", "channels": 1})
+    with pytest.raises(ConfigError, match=r"data\.image\.channels is a fact of the MedMNIST"):
+        image_facts(spec)
 
 
 # --- acquisition: mirror, cache, checksum, offline ---------------------------------------
@@ -121,6 +171,20 @@ def test_mirror_flow_gives_the_official_split_sizes(
     )
     assert len(grids) == 2 and grids[0].startswith("0_")
     assert not (tmp_path / "data" / "cache").exists()  # the mirror is read in place
+
+
+def test_adrenalmnist3d_in_the_mirror_is_acquired_byte_for_byte_as_3d_volumes(
+    make_cfg, mirror: Path
+) -> None:
+    subset = medmnist.subset("adrenalmnist3d")
+    assert file_digest(mirror / "medmnist" / subset.file_name(28)) == subset.checksum(28)
+    cfg = make_cfg("data/image=adrenalmnist3d", f"paths.mirror={mirror}")
+    acquired = acquire_images.run(cfg)
+    assert acquired["data.origin"] == "mirror" and acquired["data.md5"] == subset.checksum(28)
+    assert {s: acquired[f"n_{s}"] for s in subset.splits} == subset.splits
+    raw = Layout.of(cfg).raw_images
+    assert file_digest(raw) == subset.checksum(28)
+    assert load_npz(raw)["test_images"].shape == (298, 28, 28, 28)
 
 
 def test_official_split_sizes_are_as_published() -> None:

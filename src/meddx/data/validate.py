@@ -51,8 +51,12 @@ def check_image_splits(
     task: str,
     channels: int,
     tolerated: Collection[Duplicate] = (),
+    spatial_dims: int = 2,
 ) -> list[str]:
-    """Raise a DataError on the first problem; return the `tolerated` leaks that were found."""
+    """Raise a DataError on the first problem; return the `tolerated` leaks that were found.
+
+    `spatial_dims` is 2 for images `(N, H, W[, C])`, 3 for volumes `(N, D, H, W[, C])`.
+    """
     shapes = set()
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -61,9 +65,10 @@ def check_image_splits(
             raise DataError(f"split '{split}' is empty")
         if len(images) != len(labels):
             raise DataError(f"split '{split}' has {len(images)} images but {len(labels)} labels")
-        if images.ndim not in (3, 4):
-            raise DataError(f"{name} has shape {images.shape}; expected (N, H, W) or (N, H, W, C)")
-        found_channels = 1 if images.ndim == 3 else images.shape[-1]
+        axes = "N, D, H, W" if spatial_dims == 3 else "N, H, W"
+        if images.ndim not in (spatial_dims + 1, spatial_dims + 2):
+            raise DataError(f"{name} has shape {images.shape}; expected ({axes}) or ({axes}, C)")
+        found_channels = 1 if images.ndim == spatial_dims + 1 else images.shape[-1]
         if found_channels != channels:
             raise DataError(
                 f"{name} has {found_channels} channel(s) but the dataset config says {channels}"

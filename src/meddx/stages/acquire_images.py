@@ -3,8 +3,8 @@
 Every source ends in the same MedMNIST layout and passes the same validation, so nothing
 downstream knows or cares where the images came from. Sources (`data.image.source`):
 - `synthetic`: the seeded offline generator, used only when configured;
-- `medmnist`: an official MedMNIST 2D file, from the cache, a mirror or Zenodo, always
-  MD5-verified (meddx.data.fetch), copied byte for byte;
+- `medmnist`: an official MedMNIST file (2D images or 3D volumes), from the cache, a mirror
+  or Zenodo, always MD5-verified (meddx.data.fetch), copied byte for byte;
 - `folder`: the user's own PNG/JPEG, DICOM or NIfTI files (meddx.data.folder), DICOM
   de-identified as it is read.
 A missing real dataset is an error, never a silent fall-back to synthetic data.
@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from meddx.data import medmnist, synthetic_images
 from meddx.data.fetch import Checksum, fetch
+from meddx.data.image_facts import ImageFacts, image_facts
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
 from meddx.data.stats import split_counts
@@ -35,28 +36,10 @@ SECTIONS = ("seed", "data.image")
 SOURCES = ("synthetic", "medmnist", "folder")
 
 
-def medmnist_subset(spec: DictConfig) -> medmnist.Subset:
-    """The registry entry of `spec.name`, checked against what the config claims."""
-    subset = medmnist.subset(spec.name)
-    expected = {
-        "task": subset.task,
-        "channels": subset.channels,
-        "class_names": list(subset.class_names),
-    }
-    for key, value in expected.items():
-        found = list(spec[key]) if key == "class_names" else spec[key]
-        if found != value:
-            raise ConfigError(
-                f"data.image.{key}={found!r} disagrees with the MedMNIST registry "
-                f"for {subset.name} ({value!r}); use data/image={subset.name}"
-            )
-    return subset
-
-
 def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
     """The verified official file and what to record about it."""
     spec = cfg.data.image
-    subset = medmnist_subset(spec)
+    subset = medmnist.subset(spec.name)
     size = int(spec.size)
     name = subset.file_name(size)
     layout = Layout.of(cfg)
@@ -76,7 +59,9 @@ def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
     }
 
 
-def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Path | None]:
+def acquire(
+    cfg: DictConfig, dataset: ImageFacts
+) -> tuple[dict[str, np.ndarray], dict[str, str], Path | None]:
     """The configured dataset's arrays, facts to record, and the file they came from (if any)."""
     spec = cfg.data.image
     if spec.source == "medmnist":
@@ -84,10 +69,10 @@ def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Pat
         return load_npz(path), facts, path
     if spec.source == "synthetic":
         arrays = synthetic_images.generate(
-            num_classes=len(spec.class_names),
+            num_classes=len(dataset.class_names),
             sizes={split: spec.synthetic[split] for split in SPLITS},
             image_size=spec.size,
-            channels=spec.channels,
+            channels=dataset.channels,
             noise=spec.synthetic.noise,
             seed=cfg.seed,
         )
@@ -103,23 +88,25 @@ def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Pat
 def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     spec = cfg.data.image
-    if spec.source == "medmnist":  # a bad name or size fails before an MLflow run opens
-        medmnist_subset(spec).file_name(int(spec.size))
+    dataset = image_facts(spec)  # a bad name or size fails before an MLflow run opens
+    if spec.source == "medmnist":
+        medmnist.subset(spec.name).file_name(int(spec.size))
     with stage_run(cfg, STAGE, run_name=f"{STAGE} {spec.name}", sections=SECTIONS) as tracked:
-        arrays, facts, source = acquire(cfg)
+        arrays, facts, source = acquire(cfg, dataset)
         known = check_image_splits(
             arrays,
-            len(spec.class_names),
-            spec.task,
-            spec.channels,
+            len(dataset.class_names),
+            dataset.task,
+            dataset.channels,
             tolerated_duplicates(spec.source, spec.name, spec.size),
+            spatial_dims=dataset.spatial_dims,
         )
         if source is None:
             save_npz(layout.raw_images, arrays)
         else:  # byte for byte: the raw file keeps its official MD5
             with atomic_path(layout.raw_images) as tmp:
                 shutil.copyfile(source, tmp)
-        splits = split_counts(arrays, spec.task, list(spec.class_names))
+        splits = split_counts(arrays, dataset.task, list(dataset.class_names))
         tracked.set_tags({**facts, "data.known_duplicates": len(known)})
         if known:
             tracked.log_text("\n".join(known) + "\n", "known_duplicates.txt")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from meddx.data.image_facts import image_facts
 from meddx.data.intensity import channel_first
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
@@ -60,17 +61,18 @@ def labels_for(task: str, labels: np.ndarray) -> np.ndarray:
 def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     spec = cfg.data.image
+    dataset = image_facts(spec)
     source = require(layout.raw_images, layout.root)
     with stage_run(
         cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}", sections=SECTIONS
     ) as tracked:
         raw = load_npz(source)
-        num_classes = len(spec.class_names)
+        num_classes = len(dataset.class_names)
         check_image_splits(
             raw,
             num_classes,
-            spec.task,
-            spec.channels,
+            dataset.task,
+            dataset.channels,
             tolerated_duplicates(spec.source, spec.name, spec.size),
         )
         unit = {s: channel_first(raw[f"{s}_images"]) for s in SPLITS}
@@ -79,9 +81,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         out: dict[str, np.ndarray] = {}
         for split in SPLITS:
             out[f"{split}_images"] = images[split]
-            out[f"{split}_labels"] = labels_for(spec.task, raw[f"{split}_labels"])
+            out[f"{split}_labels"] = labels_for(dataset.task, raw[f"{split}_labels"])
         save_npz(layout.processed_images, out, compress=False)
-        stats: dict[str, Any] = split_counts(raw, spec.task, list(spec.class_names))
+        stats: dict[str, Any] = split_counts(raw, dataset.task, list(dataset.class_names))
         for split in SPLITS:
             stats[split].update(
                 {
@@ -91,8 +93,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             )
         facts: dict[str, Any] = {
             "name": spec.name,
-            "task": spec.task,
-            "class_names": list(spec.class_names),
+            "task": dataset.task,
+            "class_names": list(dataset.class_names),
             "num_classes": num_classes,
             "channels": int(images["train"].shape[1]),
             "size": int(images["train"].shape[-1]),
@@ -106,8 +108,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         write_class_grids(
             raw["train_images"],
             raw["train_labels"],
-            spec.task,
-            list(spec.class_names),
+            dataset.task,
+            list(dataset.class_names),
             grids,
             seed=cfg.seed,
         )

@@ -1,0 +1,45 @@
+"""What an image dataset is (task, classes, channels, spatial axes), from where it is stated.
+
+A MedMNIST dataset config names its registry entry and states none of these: they are facts
+of the official files, and the registry (meddx.data.medmnist) holds them once. The other
+sources (synthetic, folder) have no registry, so their config states them. Stages ask here
+rather than reading the config, so that both kinds of dataset are read the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from meddx.data import medmnist
+from meddx.errors import ConfigError
+
+# Keys a dataset config without a registry entry states, and a registry entry states instead.
+STATED_FACTS = ("task", "class_names", "channels")
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    task: str  # one of meddx.metrics.TASKS
+    class_names: tuple[str, ...]
+    channels: int
+    spatial_dims: int  # 2: images (N, H, W[, C]); 3: volumes (N, D, H, W[, C])
+
+
+def image_facts(spec: DictConfig) -> ImageFacts:
+    """The facts of the dataset `spec` (`cfg.data.image`) describes."""
+    if spec.source == "medmnist":
+        subset = medmnist.subset(spec.name)
+        restated = [key for key in STATED_FACTS if key in spec]
+        if restated:
+            raise ConfigError(
+                f"data.image.{restated[0]} is a fact of the MedMNIST registry (src/meddx/data/"
+                f"medmnist.yaml, entry {subset.name}); remove {', '.join(restated)} from the "
+                "dataset config: it names its entry and states only size, intensity and augment"
+            )
+        return ImageFacts(subset.task, subset.class_names, subset.channels, subset.spatial_dims)
+    # Synthetic and folder datasets are 2D images until their config states otherwise.
+    return ImageFacts(
+        spec.task, tuple(spec.class_names), int(spec.channels), int(spec.get("spatial_dims", 2))
+    )
