@@ -1,8 +1,9 @@
 """Stage `tune`: hyperparameter search with Optuna over the train_cnn config.
 
-Writes models/tune/best_overrides.yaml, which train_cnn applies, so `dvc repro` goes
-tune -> train_cnn with the best configuration; `hpo.n_trials=0` skips the search and writes
-no overrides. The study lives in its storage (not a DVC out), so a rerun (after a kill, or
+Writes models/tune/best.yaml, the config values of the best trial: a params file of train_cnn
+in dvc.yaml (meddx.hpo.best), so `dvc repro` goes tune -> train_cnn with the best
+configuration and `dvc params diff` shows it; `hpo.n_trials=0` skips the search and writes an
+empty one. The study lives in its storage (not a DVC out), so a rerun (after a kill, or
 with more `hpo.n_trials`) resumes it. One MLflow parent run per execution, one nested run per
 trial; the parent carries the study's best trial, plots and trial table.
 """
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from meddx.config import default_conf_dir
 from meddx.errors import ConfigError, MeddxError
 from meddx.hpo.best import write_best
-from meddx.hpo.space import check_space, parse_space, to_overrides
+from meddx.hpo.space import check_space, parse_space, to_overrides, to_settings
 from meddx.hpo.study import (
     create_study,
     fail_orphans,
@@ -42,7 +43,9 @@ BEST_ATTR = "best_mlflow_run_id"
 def _skip(cfg: DictConfig, layout: Layout) -> dict[str, Any]:
     with stage_run(cfg, STAGE, run_name=f"{STAGE} skipped", sections=SECTIONS) as tracked:
         tracked.set_tags({"meddx.hpo_skipped": "true"})
-        write_best(layout.best_overrides, [], skipped=True)
+        write_best(
+            layout.tuned_params, {}, "hpo.n_trials=0: no search, params.yaml is trained as is"
+        )
         metrics = {"n_trials": 0}
         write_json(layout.metrics(STAGE), metrics)
     return metrics
@@ -166,18 +169,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             **counts,
         }
         write_best(
-            layout.best_overrides,
-            overrides,
-            study=name,
-            metric=str(hpo.metric),
-            direction=str(hpo.direction),
-            best_value=float(best.value),
-            best_trial=best.number,
+            layout.tuned_params,
+            to_settings(params, best.params),
+            f"study {name}, trial {best.number}: {hpo.metric} {best.value!r} ({hpo.direction})",
         )
         write_json(layout.metrics(STAGE), metrics)
         # Wall time goes to MLflow only: the DVC metrics file must reproduce exactly.
         tracked.log_metrics(
             {"best_value": metrics["best_value"], "wall_s": time.perf_counter() - started}
         )
-        tracked.log_artifact(layout.best_overrides, "best")
+        tracked.log_artifact(layout.tuned_params, "best")
     return metrics
