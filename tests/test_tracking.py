@@ -15,7 +15,9 @@ from meddx import cli
 from meddx.errors import TrackingError
 from meddx.paths import Layout, project_root
 from meddx.stages import acquire_images, preprocess_images
-from meddx.tracking import stage_run, tracking_uri, upload
+from meddx.tracking import stage_run
+from meddx.tracking.spool import upload
+from meddx.tracking.uri import tracking_uri
 
 
 def _runs(cfg: DictConfig) -> list:

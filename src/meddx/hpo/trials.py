@@ -110,7 +110,7 @@ class Objective:
             parent_run_id=self.job.parent_run_id,
             sections=self.job.target.sections,
         ) as tracked:
-            trial.set_user_attr("mlflow_run_id", tracked.run_id)
+            trial.set_user_attr("mlflow_run_id", tracked.ref)  # a spooled run's too
             tracked.set_tags(
                 {
                     "optuna.study_name": self.job.study,

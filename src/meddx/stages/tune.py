@@ -74,7 +74,11 @@ def _counts(study: optuna.Study) -> dict[str, int]:
 
 
 def _tag_best(study: optuna.Study, tracked: StageRun, best: optuna.trial.FrozenTrial) -> str:
-    """Tag the best trial's run (and untag the previous best of a resumed study)."""
+    """Tag the best trial's run (and untag the previous best of a resumed study).
+
+    Runs are named by their refs (`StageRun.ref`), so a run still in the offline spool is
+    tagged there and keeps the tag through `meddx upload`.
+    """
     best_run = best.user_attrs["mlflow_run_id"]
     previous = study.user_attrs.get(BEST_ATTR)
     if previous and previous != best_run:
@@ -134,7 +138,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 conf_dir=str(conf_dir),
                 storage=url,
                 study=name,
-                parent_run_id=tracked.run_id,
+                parent_run_id=tracked.ref,
                 n_workers=hpo.n_workers,
                 deadline=deadline,
             )
