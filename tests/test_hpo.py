@@ -3,9 +3,11 @@ every trial in MLflow, and the best values carried into train_cnn as a declared 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,11 +20,14 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import CONF, REPO, TINY_IMAGES
+from meddx import cli
 from meddx.config import with_overrides
-from meddx.errors import ConfigError
+from meddx.errors import ConfigError, TrackingError
 from meddx.hpo.best import apply_best, as_overrides, read_best, write_best
 from meddx.hpo.space import check_space, parse_space, to_overrides, to_settings
+from meddx.paths import Layout
 from meddx.stages import acquire_images, preprocess_images, tune
+from meddx.tracking.run import sent_run_id
 
 # Trials of one epoch on the tiny synthetic images: seconds each.
 TINY_STUDY = (*TINY_IMAGES, "hpo.trial_overrides=['cnn.max_epochs=1']")
@@ -249,6 +254,44 @@ def test_a_three_trial_study_tracks_every_trial_and_feeds_train_cnn(make_cfg):
     assert final.data.params["cnn.optimizer.lr"] == str(settings["cnn.optimizer.lr"])
     assert final.data.params["cnn.optimizer.lr"] != str(cfg.cnn.optimizer.lr)  # trained, not base
     assert final.data.params["cnn.max_epochs"] == "2"  # trial-only overrides stay in the trials
+
+
+@pytest.mark.slow
+def test_an_offline_study_keeps_every_trial_and_upload_sends_them_nested(make_cfg, tmp_path):
+    study = (*TINY_STUDY, "hpo.n_trials=2", "hpo.pruner=none")
+    cfg = make_cfg(*study)
+    _prepare(cfg)
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        limits = ("tracking.retries=0", "tracking.timeout=5")
+        with pytest.raises(TrackingError, match="python -m meddx upload"):
+            tune.run(make_cfg(*study, f"tracking.uri={dead}", *limits))
+
+    metrics = json.loads((tmp_path / "reports" / "metrics" / "tune.json").read_text())
+    assert metrics["n_complete"] == 2  # tracking cost no trial
+    assert read_best(tmp_path / "models" / "tune" / "best.yaml")
+    spool_dir = Layout(tmp_path).unsent_runs
+    assert len(list(spool_dir.glob("*.json"))) == 3  # the stage's run and one per trial
+
+    assert cli.main(["upload", f"paths.root={tmp_path}", f"tracking.uri={cfg.tracking.uri}"]) == 0
+
+    client = MlflowClient(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+    runs = client.search_runs([experiment], "tags.`meddx.stage` = 'tune'")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
+    assert len(trials) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert [r.data.tags.get("meddx.best_trial") for r in trials].count("true") == 1
+    assert "optuna/trials.csv" in {
+        a.path for a in client.list_artifacts(parent.info.run_id, "optuna")
+    }
+    refs = {
+        t.user_attrs["mlflow_run_id"]
+        for t in _finished(_study(cfg, parent.data.tags["optuna.study_name"]))
+    }
+    assert {sent_run_id(spool_dir, ref) for ref in refs} == {r.info.run_id for r in trials}
 
 
 @pytest.mark.slow
