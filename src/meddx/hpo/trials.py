@@ -61,7 +61,7 @@ class Job:
     conf_dir: str
     storage: str
     study: str
-    parent_run_id: str
+    parent_run_id: str  # the ref of the stage's run (StageRun.ref): an id, or unsent:<id>
     n_workers: int
     deadline: float | None  # wall-clock time after which no worker starts a trial
 
