@@ -25,7 +25,7 @@ from typing import Any
 
 from meddx.config import compose
 from meddx.io import write_json, write_text
-from meddx.tracking import tracking_uri
+from meddx.tracking.uri import tracking_uri
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "reports" / "benchmarks"

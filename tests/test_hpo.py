@@ -1,11 +1,13 @@
 """The tune stage: a search space from YAML, Optuna studies that prune, resume and run in parallel,
-every trial in MLflow, and the best overrides carried into train_cnn."""
+every trial in MLflow, and the best values carried into train_cnn as a declared params file."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,12 +20,15 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from conftest import CONF, REPO, TINY_IMAGES
+from meddx import cli
 from meddx.config import with_overrides
-from meddx.errors import ConfigError
+from meddx.errors import ConfigError, TrackingError
 from meddx.hpo import budget
-from meddx.hpo.best import apply_best, read_best
-from meddx.hpo.space import check_space, parse_space, to_overrides
+from meddx.hpo.best import apply_best, as_overrides, read_best, write_best
+from meddx.hpo.space import check_space, parse_space, to_overrides, to_settings
+from meddx.paths import Layout
 from meddx.stages import acquire_images, preprocess_images, tune
+from meddx.tracking.run import sent_run_id
 
 # Trials of one epoch on the tiny synthetic images: seconds each.
 TINY_STUDY = (*TINY_IMAGES, "hpo.trial_overrides=['cnn.max_epochs=1']")
@@ -178,11 +183,37 @@ def test_a_group_choice_replaces_only_its_section(make_cfg, tmp_path):
 def test_no_trials_skips_the_search_and_leaves_training_untouched(make_cfg):
     cfg = make_cfg("hpo.n_trials=0")
     assert tune.run(cfg) == {"n_trials": 0}
-    best = Path(cfg.paths.root) / "models" / "tune" / "best_overrides.yaml"
-    assert read_best(best) == []
+    best = Path(cfg.paths.root) / "models" / "tune" / "best.yaml"
+    assert read_best(best) == {}  # still a params file, so train_cnn's dvc.yaml entry holds
     tuned, applied = apply_best(cfg, best)
-    assert applied == [] and tuned == cfg
+    assert applied == {} and tuned == cfg
     assert not (Path(cfg.paths.root) / "optuna.db").exists()
+
+
+def test_the_tuned_params_file_gives_back_the_trials_exact_overrides(make_cfg, tmp_path):
+    cfg = make_cfg()
+    params = parse_space(OmegaConf.to_container(cfg.hpo.space), CONF)
+    point = {
+        "lr": 0.00020511104188433984,
+        "dropout": 0.1,
+        "hidden": 388,
+        "optimizer": "torch.optim.AdamW",
+    }
+    best = tmp_path / "best.yaml"
+    write_best(best, to_settings(params, point), "a planted trial")
+    assert yaml.safe_load(best.read_text())["cnn.optimizer.lr"] == 0.00020511104188433984
+    assert as_overrides(read_best(best), CONF) == to_overrides(params, point)
+    assert as_overrides({"cnn": "basic", "cnn.net.hidden": 64}, CONF) == [
+        "cnn=basic",
+        "cnn.net.hidden=64",
+    ]
+
+
+def test_a_tuned_params_file_that_is_not_a_flat_mapping_is_refused(make_cfg, tmp_path):
+    best = tmp_path / "best.yaml"
+    best.write_text("cnn:\n  optimizer: {lr: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"best.yaml must map config keys.*dvc repro tune"):
+        apply_best(make_cfg(), best)
 
 
 @pytest.mark.slow
@@ -215,15 +246,53 @@ def test_a_three_trial_study_tracks_every_trial_and_feeds_train_cnn(make_cfg):
         "optuna/trials.csv",
     } <= artifacts
 
-    best_file = Path(cfg.paths.root) / "models" / "tune" / "best_overrides.yaml"
-    overrides = read_best(best_file)
-    assert overrides == best[0].data.tags["meddx.overrides"].split(" ")
+    settings = read_best(Path(cfg.paths.root) / "models" / "tune" / "best.yaml")
+    assert as_overrides(settings) == best[0].data.tags["meddx.overrides"].split(" ")
     train_cnn.run(cfg)
     final = client.search_runs([experiment], "tags.`meddx.stage` = 'train_cnn'")[0]
-    assert final.data.tags["meddx.tuned_overrides"] == " ".join(overrides)
-    lr = next(o for o in overrides if o.startswith("cnn.optimizer.lr="))
-    assert float(final.data.params["cnn.optimizer.lr"]) == float(lr.split("=", 1)[1])
+    assert final.data.tags["meddx.tuned_keys"].split(" ") == list(settings)
+    assert final.data.tags["meddx.tuned_from"] == "models/tune/best.yaml"
+    assert final.data.params["cnn.optimizer.lr"] == str(settings["cnn.optimizer.lr"])
+    assert final.data.params["cnn.optimizer.lr"] != str(cfg.cnn.optimizer.lr)  # trained, not base
     assert final.data.params["cnn.max_epochs"] == "2"  # trial-only overrides stay in the trials
+
+
+@pytest.mark.slow
+def test_an_offline_study_keeps_every_trial_and_upload_sends_them_nested(make_cfg, tmp_path):
+    study = (*TINY_STUDY, "hpo.n_trials=2", "hpo.pruner=none")
+    cfg = make_cfg(*study)
+    _prepare(cfg)
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        limits = ("tracking.retries=0", "tracking.timeout=5")
+        with pytest.raises(TrackingError, match="python -m meddx upload"):
+            tune.run(make_cfg(*study, f"tracking.uri={dead}", *limits))
+
+    metrics = json.loads((tmp_path / "reports" / "metrics" / "tune.json").read_text())
+    assert metrics["n_complete"] == 2  # tracking cost no trial
+    assert read_best(tmp_path / "models" / "tune" / "best.yaml")
+    spool_dir = Layout(tmp_path).unsent_runs
+    assert len(list(spool_dir.glob("*.json"))) == 3  # the stage's run and one per trial
+
+    assert cli.main(["upload", f"paths.root={tmp_path}", f"tracking.uri={cfg.tracking.uri}"]) == 0
+
+    client = MlflowClient(cfg.tracking.uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment).experiment_id
+    runs = client.search_runs([experiment], "tags.`meddx.stage` = 'tune'")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    trials = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parent.info.run_id}
+    assert len(trials) == 2 and {r.info.status for r in runs} == {"FINISHED"}
+    assert [r.data.tags.get("meddx.best_trial") for r in trials].count("true") == 1
+    assert "optuna/trials.csv" in {
+        a.path for a in client.list_artifacts(parent.info.run_id, "optuna")
+    }
+    refs = {
+        t.user_attrs["mlflow_run_id"]
+        for t in _finished(_study(cfg, parent.data.tags["optuna.study_name"]))
+    }
+    assert {sent_run_id(spool_dir, ref) for ref in refs} == {r.info.run_id for r in trials}
 
 
 @pytest.mark.slow

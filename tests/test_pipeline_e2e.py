@@ -125,7 +125,7 @@ def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[s
     train = next(r for r in runs if r.data.tags["dvc.stage"] == "train_cnn")
     assert "input.data/processed/images.npz" in train.data.tags
     assert "model/model.pt" in [a.path for a in client.list_artifacts(train.info.run_id, "model")]
-    assert train.data.tags["meddx.tuned_overrides"]  # trained with the tune stage's best
+    assert train.data.tags["meddx.tuned_keys"]  # trained with the tune stage's best
 
 
 def test_second_repro_runs_nothing(repo: tuple[Path, dict[str, str]]) -> None:
@@ -134,22 +134,60 @@ def test_second_repro_runs_nothing(repo: tuple[Path, dict[str, str]]) -> None:
     assert "Running stage" not in output
 
 
+def _named(shown: object, name: str) -> dict:
+    """The entry of `dvc exp show --json` output for the experiment called `name`."""
+    if isinstance(shown, dict):
+        if shown.get("name") == name and "data" in shown:
+            return shown
+        shown = list(shown.values())
+    if isinstance(shown, list):
+        for item in shown:
+            found = _named(item, name)
+            if found:
+                return found
+    return {}
+
+
+def test_the_tuned_values_are_params_that_dvc_shows_and_the_run_logs(
+    repo: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = repo
+    diff = json.loads(_run(["dvc", "params", "diff", "--all", "--json"], root, env).stdout)
+    changes = diff["models/tune/best.yaml"].items()  # against the copied checkout's file
+    tuned = {key: change["new"] for key, change in changes if change["new"] is not None}
+    assert set(tuned) >= {"cnn.optimizer.lr", "cnn.net.hidden"}
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train_cnn"]["params"]
+    assert lock["models/tune/best.yaml"] == tuned
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (train,) = client.search_runs(
+        [client.get_experiment_by_name("meddx").experiment_id],
+        filter_string="tags.`dvc.stage` = 'train_cnn'",
+    )
+    assert train.data.params["cnn.optimizer.lr"] == str(tuned["cnn.optimizer.lr"])
+    assert set(train.data.tags["meddx.tuned_keys"].split(" ")) == set(tuned)
+
+
 def test_exp_run_with_a_changed_param_is_a_new_experiment_and_run(
     repo: tuple[Path, dict[str, str]],
 ) -> None:
     root, env = repo
-    # weight decay, not lr: the tune stage searches lr, so its best value would win in train_cnn
-    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.weight_decay=0.01", "-n", "wd-0.01"], root, env)
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
-    assert "wd-0.01" in json.dumps(shown)
+    # lr is one that tune searches: the experiment trains tune's choice, and every view says so
+    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.lr=0.01", "-n", "lr-0.01"], root, env)
+    shown = _named(json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout), "lr-0.01")
+    params = shown["data"]["params"]
+    assert params["params.yaml"]["data"]["cnn"]["optimizer"]["lr"] == 0.01
+    tuned_lr = params["models/tune/best.yaml"]["data"]["cnn.optimizer.lr"]
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("meddx")
     runs = client.search_runs(
-        [experiment.experiment_id], filter_string="params.`cnn.optimizer.weight_decay` = '0.01'"
+        [experiment.experiment_id], filter_string="tags.`dvc.exp_name` = 'lr-0.01'"
     )
-    stages = sorted(
-        r.data.tags["dvc.stage"] for r in runs if "mlflow.parentRunId" not in r.data.tags
-    )
-    # train_cnn once, and the stages that read `cnn` too (tune searches it, evaluate_gan trains it)
-    assert stages.count("train_cnn") == 1 and "tune" in stages
-    assert {r.data.tags.get("dvc.exp_name") for r in runs} == {"wd-0.01"}
+    stage_runs = {
+        r.data.tags["dvc.stage"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags
+    }
+    # train_cnn, and the stages that read `cnn` too (tune searches it, evaluate_gan trains it)
+    assert {"tune", "train_cnn", "evaluate_gan"} <= set(stage_runs)
+    assert stage_runs["tune"].data.params["cnn.optimizer.lr"] == "0.01"  # the search's base
+    train = stage_runs["train_cnn"]
+    assert train.data.params["cnn.optimizer.lr"] == str(tuned_lr) != "0.01"
+    assert "cnn.optimizer.lr" in train.data.tags["meddx.tuned_keys"].split(" ")

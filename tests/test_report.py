@@ -200,11 +200,12 @@ def test_an_ecg_model_stands_beside_published_mitbih_rows_only_when_trained_on_m
 ) -> None:
     import yaml
 
-    from meddx.stages import report
+    from meddx.evaluation.report.build import build
+    from meddx.evaluation.report.published import PUBLISHED
 
     cfg = compose([f"paths.root={tmp_path}", f"data/ecg={ecg}"], conf_dir=CONF)
-    published = yaml.safe_load(report.PUBLISHED.read_text())["mitbih"]["rows"]
-    doc = report.build(cfg, {"evaluate_rnn": {"n_test": 1276, "acc": 0.9}}, {}, "run-id")
+    published = yaml.safe_load(PUBLISHED.read_text())["mitbih"]["rows"]
+    doc = build(cfg, {"evaluate_rnn": {"n_test": 1276, "acc": 0.9}}, {}, "run-id", "sqlite://")
     text = doc.markdown()
     assert f"rnn on {ecg}" in text
     shown = [method for method, values in published.items() if "mitbih" in values]

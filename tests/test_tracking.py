@@ -1,4 +1,5 @@
-"""Every stage execution is one MLflow run carrying its provenance; metrics go out in batches."""
+"""Every stage execution is one MLflow run carrying its provenance; metrics go out in batches;
+an unreachable store loses nothing, whichever stage writes."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ from omegaconf import DictConfig
 from conftest import TINY_IMAGES
 from meddx import cli
 from meddx.errors import TrackingError
+from meddx.io import write_json
 from meddx.paths import Layout, project_root
-from meddx.stages import acquire_images, preprocess_images
-from meddx.tracking import stage_run, tracking_uri, upload
+from meddx.stages import acquire_images, preprocess_images, report
+from meddx.tracking import stage_run
+from meddx.tracking.run import sent_run_id
+from meddx.tracking.spool import upload
+from meddx.tracking.uri import tracking_uri
 
 
 def _runs(cfg: DictConfig) -> list:
@@ -153,3 +158,59 @@ def test_an_uploaded_spooled_run_has_the_artifact_layout_of_a_live_run(
     expected = _artifact_files(client, live.info.run_id)
     assert "samples/0_disc.png" in expected
     assert _artifact_files(client, uploaded.info.run_id) == expected
+
+
+def test_an_offline_report_is_written_and_its_run_uploaded_later(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    cfg = make_cfg()
+    write_json(Layout(tmp_path).metrics("evaluate"), {"test_auc": 0.9, "n_test": 80})
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        offline = make_cfg(f"tracking.uri={dead}", "tracking.retries=0", "tracking.timeout=5")
+        with pytest.raises(TrackingError, match="python -m meddx upload"):
+            report.run(offline)
+
+    markdown = (tmp_path / "reports" / "report.md").read_text()
+    assert "unknown (MLflow unreachable)" in markdown  # no run id read, and it says so
+    (spool,) = Layout(tmp_path).unsent_runs.glob("*.json")
+    assert spool.name in markdown  # the report names its own (spooled) run
+
+    assert cli.main(["upload", f"paths.root={tmp_path}", f"tracking.uri={cfg.tracking.uri}"]) == 0
+
+    (uploaded,) = [r for r in _runs(cfg) if r.data.tags["dvc.stage"] == "report"]
+    assert uploaded.info.status == "FINISHED"
+    client = MlflowClient(tracking_uri(cfg))
+    assert _artifact_files(client, uploaded.info.run_id, "report") == [
+        "report/report.html",
+        "report/report.md",
+    ]
+
+
+def test_child_runs_of_an_offline_run_keep_their_nesting_and_tags_through_the_upload(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    cfg = make_cfg()
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        offline = make_cfg(f"tracking.uri={dead}", "tracking.retries=0", "tracking.timeout=5")
+        with pytest.raises(TrackingError) as failure, stage_run(offline, "unit") as parent:
+            with stage_run(offline, "unit", parent_run_id=parent.ref) as child:
+                child.log_metrics({"val_auc": 0.5})
+            # the child's block ended without a TrackingError: an HPO trial keeps its result
+            parent.on_run(child.ref).set_tags({"meddx.best_trial": "true"})
+    spool_dir = Layout(tmp_path).unsent_runs
+    spooled = sorted(spool_dir.glob("*.json"))
+    assert len(spooled) == 2 and all(str(path) in str(failure.value) for path in spooled)
+
+    upload(spool_dir, cfg.tracking.uri)
+
+    (top,) = [r for r in _runs(cfg) if "mlflow.parentRunId" not in r.data.tags]
+    (nested,) = [r for r in _runs(cfg) if "mlflow.parentRunId" in r.data.tags]
+    assert nested.data.tags["mlflow.parentRunId"] == top.info.run_id
+    assert nested.data.tags["meddx.best_trial"] == "true"
+    assert nested.data.metrics["val_auc"] == 0.5
+    assert {top.info.status, nested.info.status} == {"FINISHED"}
+    assert sent_run_id(spool_dir, child.ref) == nested.info.run_id  # refs kept elsewhere resolve

@@ -184,7 +184,7 @@ def _by_key(items: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_server_address_comes_only_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from meddx.tracking import tracking_uri
+    from meddx.tracking.uri import tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     cfg = compose(["tracking=server"], conf_dir=CONF)

@@ -110,9 +110,9 @@ class Layout:
         return self.root / "runs" / "unsent"
 
     @property
-    def best_overrides(self) -> Path:
-        """The tune stage's result, applied by train_cnn on top of params.yaml."""
-        return self.root / "models" / "tune" / "best_overrides.yaml"
+    def tuned_params(self) -> Path:
+        """The tune stage's result: a params file of train_cnn, applied on top of params.yaml."""
+        return self.root / "models" / "tune" / "best.yaml"
 
     def scratch(self, stage: str) -> Path:
         """Throw-away outputs of a stage's inner runs (HPO trials). Not a DVC out."""

@@ -9,7 +9,7 @@ Each entry of `hpo.space` names an Optuna parameter and the config key it sets:
 
 Short names keep the entries overridable from the command line (`hpo.space.lr.high=0.1`),
 which dotted config keys as YAML keys would not be. A trial becomes a list of overrides, the
-same strings a user would type, so the best one is just as readable in best_overrides.yaml.
+same strings a user would type.
 """
 
 from __future__ import annotations
@@ -59,9 +59,7 @@ class Param:
         return trial.suggest_categorical(self.name, list(self.choices))
 
     def override(self, value: Any) -> str:
-        if self.group:
-            return f"{self.key}={value}"
-        return f"{self.key}={_literal(value)}"
+        return as_override(self.key, value, group=self.group)
 
     def extremes(self) -> list[Any]:
         """Values that together exercise every type a trial can set (for the up-front check)."""
@@ -69,6 +67,11 @@ class Param:
             return list(self.choices)
         cast = int if self.type == "int" else float
         return [cast(self.low), cast(self.high)]
+
+
+def as_override(key: str, value: Any, group: bool) -> str:
+    """The override that sets `key` to `value`: `cnn=basic` for a group, else a literal."""
+    return f"{key}={value}" if group else f"{key}={_literal(value)}"
 
 
 def _literal(value: Any) -> str:
@@ -173,6 +176,11 @@ def parse_space(space: Any, conf_dir: Path | None = None) -> list[Param]:
 def to_overrides(params: Sequence[Param], values: Mapping[str, Any]) -> list[str]:
     """The overrides of one point of the space (e.g. a trial's `params`)."""
     return [p.override(values[p.name]) for p in params if p.name in values]
+
+
+def to_settings(params: Sequence[Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The config keys one point of the space sets, with their values (groups first)."""
+    return {p.key: values[p.name] for p in params if p.name in values}
 
 
 def check_space(

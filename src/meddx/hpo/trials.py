@@ -62,7 +62,7 @@ class Job:
     conf_dir: str
     storage: str
     study: str
-    parent_run_id: str
+    parent_run_id: str  # the ref of the stage's run (StageRun.ref): an id, or unsent:<id>
     n_workers: int
     deadline: float | None  # wall-clock time after which no worker starts a trial
 
@@ -111,7 +111,7 @@ class Objective:
             parent_run_id=self.job.parent_run_id,
             sections=self.job.target.sections,
         ) as tracked:
-            trial.set_user_attr("mlflow_run_id", tracked.run_id)
+            trial.set_user_attr("mlflow_run_id", tracked.ref)  # a spooled run's too
             tracked.set_tags(
                 {
                     "optuna.study_name": self.job.study,

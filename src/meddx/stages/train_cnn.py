@@ -1,8 +1,10 @@
 """Stage `train_cnn`: fit the configured image classifier on the preprocessed splits.
 
-When the `tune` stage has run, its best overrides (models/tune/best_overrides.yaml) go on
-top of params.yaml first, so `dvc repro` trains the final model with the tuned config.
-The training itself is `meddx.training.images.train`, which HPO trials run too.
+The `tune` stage's best values (models/tune/best.yaml, a params file of this stage in
+dvc.yaml) go on top of params.yaml first, so `dvc repro` trains the final model with the tuned
+config and dvc.lock, `dvc params diff` and `dvc exp show` say so. The run's params are the
+values trained; tag `meddx.tuned_keys` names those that came from tune. The training itself
+is `meddx.training.images.train`, which HPO trials run too.
 """
 
 from __future__ import annotations
@@ -18,12 +20,18 @@ from meddx.training.images import SECTIONS, STAGE, load_data, train
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    best = Layout.of(cfg).best_overrides
-    cfg, tuned = apply_best(cfg, best)
+    layout = Layout.of(cfg)
+    tuned_file = layout.tuned_params
+    cfg, tuned = apply_best(cfg, tuned_file)
     data, inputs, facts = load_data(cfg)
     run_name = f"{STAGE} {cfg.cnn.name} on {facts['name']}"
-    provenance = [*inputs, best] if best.is_file() else inputs
+    provenance = [*inputs, tuned_file] if tuned_file.is_file() else inputs
     with stage_run(cfg, STAGE, inputs=provenance, run_name=run_name, sections=SECTIONS) as tracked:
         if tuned:
-            tracked.set_tags({"meddx.tuned_overrides": " ".join(tuned)})
+            tracked.set_tags(
+                {
+                    "meddx.tuned_keys": " ".join(tuned),
+                    "meddx.tuned_from": tuned_file.relative_to(layout.root).as_posix(),
+                }
+            )
         return train(cfg, data, inputs, tracked)

@@ -1,8 +1,9 @@
 """Stage `tune`: hyperparameter search with Optuna over the train_cnn config.
 
-Writes models/tune/best_overrides.yaml, which train_cnn applies, so `dvc repro` goes
-tune -> train_cnn with the best configuration; `hpo.n_trials=0` skips the search and writes
-no overrides. The study lives in its storage (not a DVC out), so a rerun (after a kill, or
+Writes models/tune/best.yaml, the config values of the best trial: a params file of train_cnn
+in dvc.yaml (meddx.hpo.best), so `dvc repro` goes tune -> train_cnn with the best
+configuration and `dvc params diff` shows it; `hpo.n_trials=0` skips the search and writes an
+empty one. The study lives in its storage (not a DVC out), so a rerun (after a kill, or
 with more `hpo.n_trials`) resumes it. One MLflow parent run per execution, one nested run per
 trial; the parent carries the study's best trial, plots and trial table.
 """
@@ -19,7 +20,7 @@ from meddx.config import default_conf_dir
 from meddx.errors import ConfigError, MeddxError
 from meddx.hpo.best import write_best
 from meddx.hpo.budget import fail_orphans
-from meddx.hpo.space import check_space, parse_space, to_overrides
+from meddx.hpo.space import check_space, parse_space, to_overrides, to_settings
 from meddx.hpo.storage import is_local, redacted, storage_url
 from meddx.hpo.study import create_study, study_name
 from meddx.hpo.trials import STAGE, STATE_TAG, Job, Target, run_workers
@@ -37,7 +38,9 @@ BEST_ATTR = "best_mlflow_run_id"
 def _skip(cfg: DictConfig, layout: Layout) -> dict[str, Any]:
     with stage_run(cfg, STAGE, run_name=f"{STAGE} skipped", sections=SECTIONS) as tracked:
         tracked.set_tags({"meddx.hpo_skipped": "true"})
-        write_best(layout.best_overrides, [], skipped=True)
+        write_best(
+            layout.tuned_params, {}, "hpo.n_trials=0: no search, params.yaml is trained as is"
+        )
         metrics = {"n_trials": 0}
         write_json(layout.metrics(STAGE), metrics)
     return metrics
@@ -66,7 +69,11 @@ def _counts(study: optuna.Study) -> dict[str, int]:
 
 
 def _tag_best(study: optuna.Study, tracked: StageRun, best: optuna.trial.FrozenTrial) -> str:
-    """Tag the best trial's run (and untag the previous best of a resumed study)."""
+    """Tag the best trial's run (and untag the previous best of a resumed study).
+
+    Runs are named by their refs (`StageRun.ref`), so a run still in the offline spool is
+    tagged there and keeps the tag through `meddx upload`.
+    """
     best_run = best.user_attrs["mlflow_run_id"]
     previous = study.user_attrs.get(BEST_ATTR)
     if previous and previous != best_run:
@@ -126,7 +133,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 conf_dir=str(conf_dir),
                 storage=url,
                 study=name,
-                parent_run_id=tracked.run_id,
+                parent_run_id=tracked.ref,
                 n_workers=hpo.n_workers,
                 deadline=deadline,
             )
@@ -161,18 +168,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             **counts,
         }
         write_best(
-            layout.best_overrides,
-            overrides,
-            study=name,
-            metric=str(hpo.metric),
-            direction=str(hpo.direction),
-            best_value=float(best.value),
-            best_trial=best.number,
+            layout.tuned_params,
+            to_settings(params, best.params),
+            f"study {name}, trial {best.number}: {hpo.metric} {best.value!r} ({hpo.direction})",
         )
         write_json(layout.metrics(STAGE), metrics)
         # Wall time goes to MLflow only: the DVC metrics file must reproduce exactly.
         tracked.log_metrics(
             {"best_value": metrics["best_value"], "wall_s": time.perf_counter() - started}
         )
-        tracked.log_artifact(layout.best_overrides, "best")
+        tracked.log_artifact(layout.tuned_params, "best")
     return metrics

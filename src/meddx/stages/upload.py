@@ -11,7 +11,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from meddx.paths import Layout, project_root
-from meddx.tracking import http_limits, upload
+from meddx.tracking.spool import upload
+from meddx.tracking.uri import http_limits
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
