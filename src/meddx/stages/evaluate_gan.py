@@ -42,7 +42,7 @@ from meddx.models import export
 from meddx.models.predict import probabilities
 from meddx.paths import Layout, require
 from meddx.tracking import StageRun, stage_run
-from meddx.training.classification import ClassifierData, train_classifier
+from meddx.training.classifier_training import ClassifierData, train_classifier
 from meddx.training.generative import (
     frechet_distance,
     image_grid,

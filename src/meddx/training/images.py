@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import Callback
 from meddx.data.augment import BatchAugment
 from meddx.data.npz import load_npz
 from meddx.paths import Layout, require
-from meddx.training.classification import ClassifierData, train_classifier
+from meddx.training.classifier_training import ClassifierData, train_classifier
 from meddx.training.run_log import RunLog
 
 STAGE = "train_cnn"
