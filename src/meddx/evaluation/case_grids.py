@@ -86,11 +86,15 @@ def explain(
     seed: int,
     path: Path,
 ) -> Path | None:
-    """Grad-CAM grid: per class, correct then wrong test predictions; None for non-CNNs."""
+    """Grad-CAM grid: per class, correct then wrong test predictions; None for non-CNNs.
+
+    Images (N, C, H, W) or volumes (N, C, D, H, W); a volume's cell shows the three
+    orthogonal slices through the peak of its map (`figures.heatmap_grid`).
+    """
     from meddx.evaluation import explain as cam
 
     layer = cam.target_layer(net)
-    if layer is None or images.ndim != 4:
+    if layer is None or images.ndim not in (4, 5):
         return None
     rows, picks, targets = _picks(evaluation, task, per_outcome, seed)
     if not picks:

@@ -2,7 +2,8 @@
 
 Every source ends in the same MedMNIST layout and passes the same validation, so nothing
 downstream knows or cares where the images came from. Sources (`data.image.source`):
-- `synthetic`: the seeded offline generator, used only when configured;
+- `synthetic`: the seeded offline generator (images, or volumes for `spatial_dims: 3`), used
+  only when configured;
 - `medmnist`: an official MedMNIST 2D file, from the cache, a mirror or Zenodo, always
   MD5-verified (meddx.data.fetch), copied byte for byte;
 - `folder`: the user's own PNG/JPEG, DICOM or NIfTI files (meddx.data.folder), DICOM
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data import medmnist, synthetic_images
+from meddx.data import medmnist, synthetic_images, synthetic_volumes
 from meddx.data.fetch import Checksum, fetch
 from meddx.data.medmnist import tolerated_duplicates
 from meddx.data.npz import SPLITS, load_npz, save_npz
@@ -82,7 +83,17 @@ def acquire(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], Pat
     if spec.source == "medmnist":
         path, facts = _fetch_medmnist(cfg)
         return load_npz(path), facts, path
-    if spec.source == "synthetic":
+    if spec.source == "synthetic" and spec.spatial_dims == 3:
+        if spec.channels != 1:
+            raise ConfigError(f"data.image.channels={spec.channels}: synthetic volumes have 1")
+        arrays = synthetic_volumes.generate(
+            num_classes=len(spec.class_names),
+            sizes={split: spec.synthetic[split] for split in SPLITS},
+            volume_size=spec.size,
+            noise=spec.synthetic.noise,
+            seed=cfg.seed,
+        )
+    elif spec.source == "synthetic":
         arrays = synthetic_images.generate(
             num_classes=len(spec.class_names),
             sizes={split: spec.synthetic[split] for split in SPLITS},
@@ -113,6 +124,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             spec.task,
             spec.channels,
             tolerated_duplicates(spec.source, spec.name, spec.size),
+            spatial_dims=spec.spatial_dims,
         )
         if source is None:
             save_npz(layout.raw_images, arrays)

@@ -43,6 +43,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg, STAGE, inputs=[model_path, images], run_name=title, sections=SECTIONS
     ) as tracked:
         x, y_true = arrays["test_images"], arrays["test_labels"]
+        export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
         scores = probabilities(net, (x,), task)
         evaluation = scoring.score(task, names, y_true, scores, cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
