@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from meddx.data.beats import load_beats
+from meddx.data.ecg_beat_file import load_beats
 from meddx.io import write_json
 
 FOLDS = 6

@@ -12,7 +12,7 @@ from meddx.errors import ConfigError
 from meddx.models import export, monai_nets
 from meddx.models.cnn import ConvNet
 from meddx.models.resnet import resnet18
-from meddx.training.classifier import Classifier
+from meddx.training.classifier_module import Classifier
 
 MODELS = sorted(p.stem for p in (CONF / "cnn").glob("*.yaml"))
 TASKS = {"binary": 2, "multi-class": 4, "multi-label": 3, "ordinal": 5}

@@ -26,8 +26,8 @@ from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
 from meddx.tracking import stage_run
 from meddx.training import batches, images, schedules
-from meddx.training.classification import ensemble_size
-from meddx.training.classifier import Classifier, mixup_pairs
+from meddx.training.classifier_module import Classifier, mixup_pairs
+from meddx.training.classifier_training import ensemble_size
 from meddx.training.fit import fit, seed_everything
 from meddx.training.run_log import RunLog
 

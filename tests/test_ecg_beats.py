@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from meddx.data.ecg_beats import (
+from meddx.data.ecg_beat_extraction import (
     AAMI_CLASSES,
     AAMI_GROUPS,
     BEAT_SYMBOLS,

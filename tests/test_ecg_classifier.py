@@ -17,10 +17,10 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from meddx.data.ecg_beats import RR_FEATURES
+from meddx.data.ecg_beat_extraction import RR_FEATURES
 from meddx.data.npz import save_npz
 from meddx.errors import ConfigError, DataError
-from meddx.evaluation import classifier
+from meddx.evaluation import scoring
 from meddx.models import export
 from meddx.paths import Layout
 from meddx.stages import evaluate_rnn, train_rnn
@@ -94,7 +94,7 @@ def test_per_class_metrics_match_a_hand_computed_confusion_matrix() -> None:
     y_pred = np.array([0] * 5 + [1] + [0] * 2 + [1] * 3 + [1] + [2] * 4)
     scores = np.eye(3)[y_pred]
     settings = OmegaConf.create({"bootstrap": 0, "confidence": 0.95, "calibration_bins": 10})
-    evaluation = classifier.score("multi-class", ["N", "S", "V"], y_true, scores, settings, 0)
+    evaluation = scoring.score("multi-class", ["N", "S", "V"], y_true, scores, settings, 0)
     result, matrix = evaluation.metrics, evaluation.matrix
     assert matrix.tolist() == [[5, 1, 0], [2, 3, 0], [0, 1, 4]]
     assert result["test_acc"] == pytest.approx(12 / 16)

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from meddx.evaluation import classifier
+from meddx.evaluation import case_grids, scoring
 from meddx.evaluation.explain import beat_saliency
 
 
@@ -37,10 +37,10 @@ def test_beat_explanations_are_drawn_per_class(tmp_path: Path) -> None:
     y_true = np.arange(30) % 3
     scores = torch.softmax(OneSampleNet()(torch.from_numpy(beats), torch.from_numpy(rr)), 1)
     settings = {"bootstrap": 0, "calibration_bins": 5, "confidence": 0.95}
-    evaluation = classifier.score(
+    evaluation = scoring.score(
         "multi-class", ["N", "S", "V"], y_true, scores.numpy(), OmegaConf.create(settings), 0
     )
-    path = classifier.explain_beats(
+    path = case_grids.explain_beats(
         OneSampleNet(), beats, rr, evaluation, 2, 0, tmp_path / "saliency.png"
     )
     assert path is not None and path.stat().st_size > 0

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from meddx import cli
 from meddx.data import synthetic_ecg
-from meddx.data.ecg_beats import RR_FEATURES, filter_signal, record_beats
+from meddx.data.ecg_beat_extraction import RR_FEATURES, filter_signal, record_beats
 from meddx.errors import DataError
 from meddx.stages import acquire_ecg, preprocess_ecg
 

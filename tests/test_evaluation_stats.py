@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from scipy import stats as scipy_stats
 from sklearn import metrics as skm
 
-from meddx.evaluation import classifier, stats
+from meddx import metrics
+from meddx.evaluation import run_summary, scoring, stats
 
 SETTINGS = OmegaConf.create({"bootstrap": 200, "confidence": 0.95, "calibration_bins": 10})
 
@@ -38,7 +39,7 @@ def test_bootstrap_leaves_out_resamples_where_a_value_is_undefined() -> None:
     y = np.r_[1, np.zeros(9)]  # most resamples miss the single positive: AUC undefined there
     score = np.linspace(1, 0, 10)
     low, high = stats.bootstrap_ci(
-        lambda idx: {"auc": classifier.metrics.binary_auc(y[idx], score[idx])}, 10, 300, seed=0
+        lambda idx: {"auc": metrics.binary_auc(y[idx], score[idx])}, 10, 300, seed=0
     )["auc"]
     assert (low, high) == (1.0, 1.0)
 
@@ -104,7 +105,7 @@ def test_average_precision_is_undefined_without_positives() -> None:
 def test_a_perfect_classifier_scores_one_with_a_degenerate_interval() -> None:
     y = np.repeat(np.arange(3), 20)
     scores = np.eye(3)[y] * 0.9 + 0.1 / 3
-    evaluation = classifier.score("multi-class", ["a", "b", "c"], y, scores, SETTINGS, seed=0)
+    evaluation = scoring.score("multi-class", ["a", "b", "c"], y, scores, SETTINGS, seed=0)
     m = evaluation.metrics
     assert (m["test_auc"], m["test_auc_ci_low"], m["test_auc_ci_high"]) == (1.0, 1.0, 1.0)
     assert m["test_acc"] == m["test_balanced_acc"] == 1.0
@@ -118,9 +119,9 @@ def test_interval_brackets_the_point_estimate_of_a_noisy_binary_classifier() -> 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)
     p = np.clip(0.5 + (y - 0.5) * 0.4 + rng.normal(0, 0.25, 300), 0.01, 0.99)
-    m = classifier.score("binary", ["neg", "pos"], y, np.c_[1 - p, p], SETTINGS, seed=0).metrics
+    m = scoring.score("binary", ["neg", "pos"], y, np.c_[1 - p, p], SETTINGS, seed=0).metrics
     for key in ("auc", "acc", "balanced_acc", "ece"):
         assert m[f"test_{key}_ci_low"] <= m[f"test_{key}"] <= m[f"test_{key}_ci_high"]
         assert m[f"test_{key}_ci_high"] - m[f"test_{key}_ci_low"] < 0.2
-    assert all(math.isfinite(v) for v in classifier.flat_metrics(m).values())
+    assert all(math.isfinite(v) for v in run_summary.flat_metrics(m).values())
     assert set(m["per_class"]) == {"neg", "pos"}

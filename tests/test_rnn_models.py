@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from meddx.config import compose
-from meddx.data.ecg_beats import RR_FEATURES
+from meddx.data.ecg_beat_extraction import RR_FEATURES
 from meddx.errors import ConfigError
 from meddx.models.export import build_net
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from meddx.data.ecg_beats import RR_FEATURES
+from meddx.data.ecg_beat_extraction import RR_FEATURES
 from meddx.data.npz import SPLITS
 from meddx.data.validate import check_finite, check_label_range
 from meddx.errors import ConfigError, DataError

@@ -1,8 +1,13 @@
 """The MedMNIST `.npz` layout that every image source is turned into.
 
-Keys `{train,val,test}_{images,labels}`; images `(N, H, W)` or `(N, H, W, C)` uint8,
-labels `(N, 1)` (single-label) or `(N, L)` (multi-label). Keeping every source in this one
-layout is what makes everything downstream dataset-agnostic.
+Keys `{train,val,test}_{images,labels}`; images `(N, *spatial)` for one channel or
+`(N, *spatial, C)`, uint8, where `spatial` is (H, W) for images and (D, H, W) for volumes
+(MedMNIST 3D's `(N, 28, 28, 28)`); labels `(N, 1)` (single-label) or `(N, L)` (multi-label).
+Whether a dataset holds images or volumes is a fact of its config (`data.image.spatial_dims`,
+2 unless it says 3): a 4-D array alone cannot tell an RGB image from a grey volume. After
+`preprocess_images` the arrays are channel-first, `(N, C, *spatial)`, and the shape alone says
+it. Keeping every source in this one layout is what makes everything downstream
+dataset-agnostic.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from meddx.errors import DataError
 from meddx.io import atomic_open
 
 SPLITS = ("train", "val", "test")
+SPATIAL_DIMS = (2, 3)
+AXES = {2: "H, W", 3: "D, H, W"}
 KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
 
 

@@ -1,5 +1,6 @@
 """One PNG grid of sample training images per class: the quickest check that labels and
-pixels went together (a swapped class or an inverted DICOM is obvious at a glance).
+pixels went together (a swapped class or an inverted DICOM is obvious at a glance). A volume
+is shown as its three orthogonal central slices side by side (axial | coronal | sagittal).
 
 Pillow rather than matplotlib: a grid is one enlarged mosaic under a title, and importing
 matplotlib alone costs about half a second of every preprocessing run.
@@ -23,6 +24,21 @@ def class_members(labels: np.ndarray, task: str, k: int) -> np.ndarray:
     if task == "multi-label":
         return np.flatnonzero(labels.reshape(len(labels), -1)[:, k] == 1)
     return np.flatnonzero(labels.reshape(-1) == k)
+
+
+def central_slices(volumes: np.ndarray, gap: int = 1) -> np.ndarray:
+    """(N, D, H, W[, C]) -> (N, max(H, D), W + W + H + 2 gap[, C]): the slices through the
+    centre across each axis, bottom-padded to one height, so a volume tiles like an image."""
+    n, d, h, w = volumes.shape[:4]
+    planes = [volumes[:, d // 2], volumes[:, :, h // 2], volumes[:, :, :, w // 2]]
+    height = max(h, d)
+    width = sum(p.shape[2] for p in planes) + gap * (len(planes) - 1)
+    strip = np.zeros((n, height, width, *volumes.shape[4:]), dtype=volumes.dtype)
+    left = 0
+    for plane in planes:
+        strip[:, : plane.shape[1], left : left + plane.shape[2]] = plane
+        left += plane.shape[2] + gap
+    return strip
 
 
 def tile(images: np.ndarray, rows: int, cols: int, gap: int = 1) -> np.ndarray:
@@ -70,8 +86,11 @@ def write_class_grids(
     rows: int = 2,
     cols: int = 8,
     scale: int = 3,
+    spatial_dims: int = 2,
 ) -> list[Path]:
     """`<out_dir>/<k>_<class>.png` per class, replacing the grids of a previous dataset."""
+    if spatial_dims == 3:
+        images = central_slices(images)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.png"):
         stale.unlink()

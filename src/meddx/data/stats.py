@@ -38,8 +38,8 @@ def split_counts(
 
 
 def pixel_stats(images: np.ndarray) -> dict[str, list[float]]:
-    """Per-channel mean/std/min/max of channel-first `(N, C, H, W)` images."""
-    axes = (0, 2, 3)
+    """Per-channel mean/std/min/max of channel-first `(N, C, *spatial)` images or volumes."""
+    axes = (0, *range(2, images.ndim))
     return {
         "mean": images.mean(axis=axes, dtype=np.float64).tolist(),
         "std": images.std(axis=axes, dtype=np.float64).tolist(),

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from meddx.data.ecg_beats import AAMI_CLASSES
+from meddx.data.ecg_beat_extraction import AAMI_CLASSES
 from meddx.data.ecg_records import EcgRecord
 
 SYMBOLS = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "/"}

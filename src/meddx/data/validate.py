@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 import numpy as np
 
-from meddx.data.npz import SPLITS
+from meddx.data.npz import AXES, SPATIAL_DIMS, SPLITS
 from meddx.errors import DataError
 
 MAX_LISTED = 10
@@ -45,6 +45,32 @@ def check_label_range(name: str, labels: np.ndarray, num_classes: int) -> None:
 Duplicate = tuple[str, int, str, int]  # (split, index, other split, other index)
 
 
+def stored_channels(name: str, images: np.ndarray, channels: int, spatial_dims: int) -> int:
+    """The channel count of a stored `(N, *spatial)` or `(N, *spatial, C)` array, or a DataError
+    naming the shapes the dataset config allows (a volume given as images, or the reverse)."""
+    if spatial_dims not in SPATIAL_DIMS:
+        raise DataError(
+            f"data.image.spatial_dims={spatial_dims!r}: 2 (images) or 3 (volumes) spatial axes"
+        )
+    axes = AXES[spatial_dims]
+    allowed = f"(N, {axes})" if channels == 1 else f"(N, {axes}, {channels})"
+    if channels == 1:
+        allowed += f" or (N, {axes}, 1)"
+    found = None
+    if images.ndim == spatial_dims + 1:
+        found = 1
+    elif images.ndim == spatial_dims + 2:
+        found = int(images.shape[-1])
+    if found != channels:
+        kind = "images" if spatial_dims == 2 else "volumes"
+        raise DataError(
+            f"{name} has shape {images.shape}, but the dataset config says {spatial_dims}-D "
+            f"{kind} with {channels} channel(s) (data.image.spatial_dims, data.image.channels): "
+            f"expected {allowed}"
+        )
+    return found
+
+
 def check_image_splits(
     arrays: dict[str, np.ndarray],
     num_classes: int,
@@ -55,7 +81,7 @@ def check_image_splits(
 ) -> list[str]:
     """Raise a DataError on the first problem; return the `tolerated` leaks that were found.
 
-    `spatial_dims` is 2 for images `(N, H, W[, C])`, 3 for volumes `(N, D, H, W[, C])`.
+    `spatial_dims` is 2 for images, 3 for volumes: every split must hold that layout.
     """
     shapes = set()
     for split in SPLITS:
@@ -65,14 +91,7 @@ def check_image_splits(
             raise DataError(f"split '{split}' is empty")
         if len(images) != len(labels):
             raise DataError(f"split '{split}' has {len(images)} images but {len(labels)} labels")
-        axes = "N, D, H, W" if spatial_dims == 3 else "N, H, W"
-        if images.ndim not in (spatial_dims + 1, spatial_dims + 2):
-            raise DataError(f"{name} has shape {images.shape}; expected ({axes}) or ({axes}, C)")
-        found_channels = 1 if images.ndim == spatial_dims + 1 else images.shape[-1]
-        if found_channels != channels:
-            raise DataError(
-                f"{name} has {found_channels} channel(s) but the dataset config says {channels}"
-            )
+        stored_channels(name, images, channels, spatial_dims)
         shapes.add(images.shape[1:])
         if not (
             np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)

@@ -13,11 +13,13 @@ from torch import nn
 
 
 def target_layer(net: nn.Module) -> str | None:
-    """Name of the last 2-D convolution: the deepest map that still has spatial layout.
+    """Name of the last 2-D or 3-D convolution: the deepest map that still has spatial layout.
 
-    Found from the module tree, so it works for any CNN without per-network configuration.
+    Found from the module tree, so it works for any CNN, on images or volumes, without
+    per-network configuration.
     """
-    names = [name for name, module in net.named_modules() if isinstance(module, nn.Conv2d)]
+    convolutions = (nn.Conv2d, nn.Conv3d)
+    names = [name for name, module in net.named_modules() if isinstance(module, convolutions)]
     return names[-1] if names else None
 
 
@@ -38,7 +40,8 @@ def gradcam(
     layer: str | None = None,
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Heat maps (N, H, W) in [0, 1] of `images` (N, C, H, W) for the class `targets[i]` each.
+    """Heat maps (N, *spatial) in [0, 1] of `images` (N, C, *spatial) for the class `targets[i]`
+    each (images or volumes: MONAI upsamples the map to the input's grid).
 
     Works on a copy with in-place activations switched off: a backward hook on a layer whose
     output a later in-place ReLU overwrites fails in PyTorch. Images are grouped by target
@@ -48,7 +51,7 @@ def gradcam(
 
     layer = layer or target_layer(net)
     if layer is None:
-        raise ValueError("Grad-CAM needs a network with a Conv2d layer")
+        raise ValueError("Grad-CAM needs a network with a Conv2d or Conv3d layer")
     work = copy.deepcopy(net).eval()
     for module in work.modules():
         if getattr(module, "inplace", False):

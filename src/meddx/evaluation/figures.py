@@ -151,9 +151,32 @@ def _case_grid(
     return _save(fig, path)
 
 
+def peak_slices(image: np.ndarray, heat: np.ndarray, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A volume (C, D, H, W) and its map (D, H, W) as one strip of the three orthogonal slices
+    through the map's peak (axial | coronal | sagittal), so it draws like an image; the gaps
+    and the bottom padding hold NaN in the map (not drawn) and 0 in the image."""
+    d, h, w = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    image_planes = [image[:, d], image[:, :, h], image[:, :, :, w]]
+    heat_planes = [heat[d], heat[:, h], heat[:, :, w]]
+    height = max(p.shape[0] for p in heat_planes)
+    width = sum(p.shape[1] for p in heat_planes) + gap * 2
+    strip = np.zeros((image.shape[0], height, width), dtype=np.float32)
+    heat_strip = np.full((height, width), np.nan, dtype=np.float32)
+    left = 0
+    for picture, plane in zip(image_planes, heat_planes, strict=True):
+        rows, cols = plane.shape
+        strip[:, :rows, left : left + cols] = picture
+        heat_strip[:rows, left : left + cols] = plane
+        left += cols + gap
+    return strip, heat_strip
+
+
 def _draw_heatmap(ax: Any, cell: Mapping[str, Any]) -> None:
-    ax.imshow(_display(cell["image"]), cmap="gray")
-    ax.imshow(cell["heat"], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    image, heat = cell["image"], cell["heat"]
+    if heat.ndim == 3:
+        image, heat = peak_slices(image, heat)
+    ax.imshow(_display(image), cmap="gray")
+    ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1)
 
 
 def _draw_saliency(ax: Any, cell: Mapping[str, Any]) -> None:
@@ -168,8 +191,15 @@ def heatmap_grid(
     row_labels: list[str],
     title: str,
 ) -> Path:
-    """Images with their heat map overlaid; a cell is {image, heat, label, correct} or None."""
-    return _case_grid(path, cells, row_labels, title, _draw_heatmap, (1.6, 1.75))
+    """Images with their heat map overlaid; a cell is {image, heat, label, correct} or None.
+
+    A volume's cell (image (C, D, H, W), heat (D, H, W)) shows its peak's three slices.
+    """
+    first = next((cell for row in cells for cell in row if cell is not None), None)
+    volumes = first is not None and first["heat"].ndim == 3
+    return _case_grid(
+        path, cells, row_labels, title, _draw_heatmap, (3.6 if volumes else 1.6, 1.75)
+    )
 
 
 def saliency_grid(

@@ -35,7 +35,7 @@ from meddx.data.intensity import processed_to_unit
 from meddx.errors import ConfigError, DataError
 from meddx.models import export
 from meddx.models.predict import probabilities
-from meddx.training.classification import ClassifierData
+from meddx.training.classifier_training import ClassifierData
 from meddx.training.generative import (
     Memorisation,
     frechet_distance,

@@ -157,6 +157,11 @@ class Discriminator(nn.Module):
 
 def dataset_kwargs(facts: dict[str, Any]) -> dict[str, int]:
     """The sizes both networks are built with, from `data/processed/images.json`."""
+    if facts.get("spatial_dims", 2) != 2:
+        raise ConfigError(
+            f"dataset {facts['name']!r} holds {facts['spatial_dims']}-D volumes; the GAN "
+            "generates 2-D images only"
+        )
     if facts["task"] == "multi-label":
         raise ConfigError(
             f"dataset {facts['name']!r} is multi-label; the class-conditional GAN needs one "

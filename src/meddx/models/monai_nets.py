@@ -5,7 +5,8 @@ EfficientNet and SENet, `n_input_channels` for ResNet) and several cannot take a
 DenseNet121's stem and three transitions shrink 28 px to nothing, EfficientNet-B0's padding
 needs 32 px. `build` maps the dataset facts onto each signature and, for those nets, resizes
 the input up to the smallest size the net accepts, inside the module, so exported models
-take the dataset's own images.
+take the dataset's own images. `spatial_dims` comes from the dataset too: the same config
+builds a 2-D net for images and a 3-D one for volumes (MONAI's networks take both).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from meddx.errors import ConfigError
 
 # Short name -> (MONAI class path, fixed kwargs, smallest input side the net accepts).
-KNOWN: dict[str, tuple[str, dict[str, Any], int]] = {
+KNOWN: dict[str, tuple[str, dict[str, Any], int | None]] = {
     "densenet121": ("monai.networks.nets.DenseNet121", {}, 32),
     "efficientnet-b0": (
         "monai.networks.nets.EfficientNetBN",
@@ -29,13 +30,20 @@ KNOWN: dict[str, tuple[str, dict[str, Any], int]] = {
         32,
     ),
     "seresnet50": ("monai.networks.nets.SEResNet50", {"pretrained": False}, 16),
+    # ResNet-18's blocks; the stem (conv1_t_size, conv1_t_stride, no_max_pool) is config.
+    "resnet18": (
+        "monai.networks.nets.ResNet",
+        {"block": "basic", "layers": [2, 2, 2, 2], "block_inplanes": [64, 128, 256, 512]},
+        None,
+    ),
 }
 _IN = ("in_channels", "n_input_channels")
 _OUT = ("out_channels", "num_classes")
 
 
 class MinSize(nn.Module):
-    """Bilinear upsampling to `size` before the wrapped net (a no-op for larger inputs)."""
+    """Bilinear (trilinear for volumes) upsampling to `size` before the wrapped net (a no-op
+    for larger inputs)."""
 
     def __init__(self, net: nn.Module, size: int) -> None:
         super().__init__()
@@ -43,8 +51,10 @@ class MinSize(nn.Module):
         self.size = size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if min(x.shape[-2:]) < self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        dims = x.dim() - 2
+        if min(x.shape[2:]) < self.size:
+            mode = "bilinear" if dims == 2 else "trilinear"
+            x = F.interpolate(x, size=(self.size,) * dims, mode=mode, align_corners=False)
         return self.net(x)
 
 
@@ -81,9 +91,10 @@ def build(
     num_classes: int,
     image_size: int,
     min_size: int | None = None,
+    spatial_dims: int = 2,
     **kwargs: Any,
 ) -> nn.Module:
-    """A 2-D MONAI classifier sized by the dataset; `kwargs` go to the network unchanged."""
+    """A 2-D or 3-D MONAI classifier sized by the dataset; `kwargs` go to the network unchanged."""
     cls, fixed, known_min = _resolve(name)
     params = dict(inspect.signature(cls.__init__).parameters)
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -94,7 +105,9 @@ def build(
     args[_pick(params, _IN, "input channels", path)] = in_channels
     args[_pick(params, _OUT, "number of classes", path)] = num_classes
     if "spatial_dims" in params:
-        args["spatial_dims"] = 2
+        args["spatial_dims"] = spatial_dims
+    elif spatial_dims != 2:
+        raise ConfigError(f"{path} takes no spatial_dims: it cannot be built for volumes")
     try:
         net = cls(**args)
     except TypeError as exc:
@@ -102,17 +115,17 @@ def build(
     size = max(image_size, min_size or known_min or image_size)
     if size > image_size:
         net = MinSize(net, size)
-    _probe(net, in_channels, image_size, path)
+    _probe(net, in_channels, image_size, spatial_dims, path)
     return net
 
 
-def _probe(net: nn.Module, in_channels: int, image_size: int, path: str) -> None:
+def _probe(net: nn.Module, in_channels: int, image_size: int, spatial_dims: int, path: str) -> None:
     """Fail at build time, with the fix, rather than at the first training step."""
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
-            net(torch.zeros(1, in_channels, image_size, image_size))
+            net(torch.zeros(1, in_channels, *(image_size,) * spatial_dims))
     except RuntimeError as exc:
         raise ConfigError(
             f"{path} cannot take {image_size} px images ({exc}); set cnn.net.min_size to "

@@ -2,7 +2,8 @@
 
 Every source ends in the same MedMNIST layout and passes the same validation, so nothing
 downstream knows or cares where the images came from. Sources (`data.image.source`):
-- `synthetic`: the seeded offline generator, used only when configured;
+- `synthetic`: the seeded offline generator (images, or volumes for `spatial_dims: 3`), used
+  only when configured;
 - `medmnist`: an official MedMNIST file (2D images or 3D volumes), from the cache, a mirror
   or Zenodo, always MD5-verified (meddx.data.fetch), copied byte for byte;
 - `folder`: the user's own PNG/JPEG, DICOM or NIfTI files (meddx.data.folder), DICOM
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data import medmnist, synthetic_images
+from meddx.data import medmnist, synthetic_images, synthetic_volumes
 from meddx.data.fetch import Checksum, fetch
 from meddx.data.image_facts import ImageFacts, image_facts
 from meddx.data.medmnist import tolerated_duplicates
@@ -67,7 +68,17 @@ def acquire(
     if spec.source == "medmnist":
         path, facts = _fetch_medmnist(cfg)
         return load_npz(path), facts, path
-    if spec.source == "synthetic":
+    if spec.source == "synthetic" and dataset.spatial_dims == 3:
+        if dataset.channels != 1:
+            raise ConfigError(f"data.image.channels={dataset.channels}: synthetic volumes have 1")
+        arrays = synthetic_volumes.generate(
+            num_classes=len(dataset.class_names),
+            sizes={split: spec.synthetic[split] for split in SPLITS},
+            volume_size=spec.size,
+            noise=spec.synthetic.noise,
+            seed=cfg.seed,
+        )
+    elif spec.source == "synthetic":
         arrays = synthetic_images.generate(
             num_classes=len(dataset.class_names),
             sizes={split: spec.synthetic[split] for split in SPLITS},

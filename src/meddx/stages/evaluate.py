@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from meddx.data.npz import load_npz
-from meddx.evaluation import classifier
+from meddx.evaluation import case_grids, plot_files, run_summary, scoring
 from meddx.io import write_json
 from meddx.models import export
 from meddx.models.predict import probabilities
@@ -43,11 +43,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         cfg, STAGE, inputs=[model_path, images], run_name=title, sections=SECTIONS
     ) as tracked:
         x, y_true = arrays["test_images"], arrays["test_labels"]
+        export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
         scores = probabilities(net, (x,), task)
-        evaluation = classifier.score(task, names, y_true, scores, cfg.evaluate, cfg.seed)
+        evaluation = scoring.score(task, names, y_true, scores, cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
-        classifier.write_plots(evaluation, plots)
-        classifier.explain(
+        plot_files.write_plots(evaluation, plots)
+        case_grids.explain(
             net,
             x,
             evaluation,
@@ -58,7 +59,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
         result = evaluation.metrics
         write_json(layout.metrics(STAGE), result)
-        classifier.log(tracked, result, layout.metrics(STAGE), plots, title)
+        run_summary.log(tracked, result, layout.metrics(STAGE), plots, title)
         if cfg.evaluate.register:
             from meddx.evaluation.registry import register
 

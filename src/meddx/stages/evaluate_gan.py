@@ -30,7 +30,7 @@ from meddx.io import write_json
 from meddx.models import export
 from meddx.paths import Layout, require
 from meddx.tracking import StageRun, stage_run
-from meddx.training.classification import ClassifierData, train_classifier
+from meddx.training.classifier_training import ClassifierData, train_classifier
 from meddx.training.generative import save_png
 
 STAGE = "evaluate_gan"

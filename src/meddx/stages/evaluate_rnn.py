@@ -2,8 +2,9 @@
 
 Reports what the inter-patient literature reports: overall accuracy and, per AAMI class,
 sensitivity (Se), positive predictive value (+P) and F1, through the same evaluation
-functions as the CNN (`meddx.evaluation.classifier`). Refuses a model whose training or
-validation records include a test record, so a leaky model cannot produce a headline figure.
+functions as the CNN (`meddx.evaluation.scoring`, `.plot_files`, `.run_summary`). Refuses a
+model whose training or validation records include a test record, so a leaky model cannot
+produce a headline figure.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from meddx.data.beats import check_records_disjoint, load_beats
-from meddx.evaluation import classifier
+from meddx.data.ecg_beat_file import check_records_disjoint, load_beats
+from meddx.evaluation import case_grids, plot_files, run_summary, scoring
 from meddx.io import write_json
 from meddx.models import export
 from meddx.models.predict import probabilities
@@ -52,10 +53,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ) as tracked:
         y_true = arrays["test_labels"]
         scores = probabilities(net, (arrays["test_beats"], rr), info["task"])
-        evaluation = classifier.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)
+        evaluation = scoring.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
-        classifier.write_plots(evaluation, plots)
-        classifier.explain_beats(
+        plot_files.write_plots(evaluation, plots)
+        case_grids.explain_beats(
             net,
             arrays["test_beats"],
             rr,
@@ -66,5 +67,5 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         )
         result = evaluation.metrics | {"test_records": len(np.unique(arrays["test_records"]))}
         write_json(layout.metrics(STAGE), result)
-        classifier.log(tracked, result, layout.metrics(STAGE), plots, title)
+        run_summary.log(tracked, result, layout.metrics(STAGE), plots, title)
     return result

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data.ecg_beats import AAMI_CLASSES, RR_FEATURES, RecordBeats, filter_signal, record_beats
+from meddx.data.ecg_beat_extraction import (
+    AAMI_CLASSES,
+    RR_FEATURES,
+    RecordBeats,
+    filter_signal,
+    record_beats,
+)
 from meddx.data.ecg_records import load_records
 from meddx.data.ecg_splits import check_ecg_splits, inter_patient, intra_patient
 from meddx.data.npz import SPLITS, save_npz

@@ -1,5 +1,8 @@
 """Stage `preprocess_images`: standardised float tensors, channel-first, plus dataset facts.
 
+Images and volumes go the same way: `(N, *spatial[, C])` uint8 in, `(N, C, *spatial)` float32
+out; `data.image.spatial_dims` (2 unless the dataset says 3) tells the stored layouts apart.
+
 Intensity scaling is a config choice because published protocols differ: MedMNIST's
 baseline maps to [-1, 1] (`symmetric`), others use [0, 1] (`unit`) or train-split z-scores
 (`zscore`, statistics from the training split only, so nothing leaks from val/test).
@@ -45,8 +48,9 @@ def scale_intensity(
         return {k: (v - 0.5) / 0.5 for k, v in splits.items()}, {"mean": [0.5], "std": [0.5]}
     if mode == "zscore":
         train = splits["train"]
-        mean = train.mean(axis=(0, 2, 3), keepdims=True)
-        std = train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+        axes = (0, *range(2, train.ndim))  # every axis but the channel's
+        mean = train.mean(axis=axes, keepdims=True)
+        std = train.std(axis=axes, keepdims=True) + 1e-6
         scaled = {k: ((v - mean) / std).astype(np.float32) for k, v in splits.items()}
         return scaled, {"mean": mean.ravel().tolist(), "std": std.ravel().tolist()}
     raise ConfigError(f"data.image.intensity={mode!r} is not known; known: {list(INTENSITY_MODES)}")
@@ -68,14 +72,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ) as tracked:
         raw = load_npz(source)
         num_classes = len(dataset.class_names)
+        spatial_dims = dataset.spatial_dims
         check_image_splits(
             raw,
             num_classes,
             dataset.task,
             dataset.channels,
             tolerated_duplicates(spec.source, spec.name, spec.size),
+            spatial_dims=spatial_dims,
         )
-        unit = {s: channel_first(raw[f"{s}_images"]) for s in SPLITS}
+        unit = {s: channel_first(raw[f"{s}_images"], spatial_dims) for s in SPLITS}
         pixels = {s: pixel_stats(unit[s]) for s in SPLITS}  # in [0, 1], before scaling
         images, norm = scale_intensity(unit, spec.intensity)
         out: dict[str, np.ndarray] = {}
@@ -97,6 +103,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "class_names": list(dataset.class_names),
             "num_classes": num_classes,
             "channels": int(images["train"].shape[1]),
+            "spatial_dims": spatial_dims,
             "size": int(images["train"].shape[-1]),
             "normalization": norm,
             "splits": stats,
@@ -112,6 +119,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             list(dataset.class_names),
             grids,
             seed=cfg.seed,
+            spatial_dims=spatial_dims,
         )
         tracked.log_metrics(
             {f"{split}.{key}": value for split, row in stats.items() for key, value in row.items()}

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data.beats import load_beats, rr_columns
+from meddx.data.ecg_beat_file import load_beats, rr_columns
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
-from meddx.training.classification import ClassifierData, train_classifier
+from meddx.training.classifier_training import ClassifierData, train_classifier
 
 STAGE = "train_rnn"
 SECTIONS = ("seed", "rnn", "trainer")

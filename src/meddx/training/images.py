@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import Callback
 from meddx.data.augment import BatchAugment
 from meddx.data.npz import load_npz
 from meddx.paths import Layout, require
-from meddx.training.classification import ClassifierData, train_classifier
+from meddx.training.classifier_training import ClassifierData, train_classifier
 from meddx.training.run_log import RunLog
 
 STAGE = "train_cnn"
@@ -26,7 +26,11 @@ SECTIONS = ("seed", "data.image", "cnn", "trainer")
 
 
 def load_data(cfg: DictConfig) -> tuple[ClassifierData, list[Path], dict[str, Any]]:
-    """The preprocessed splits, the input files (for provenance) and the dataset facts."""
+    """The preprocessed splits, the input files (for provenance) and the dataset facts.
+
+    Images and volumes alike: the networks are sized by the channel-first arrays' shape,
+    `(N, C, *spatial)`, so `spatial_dims` (2 or 3) is read from the data, not configured twice.
+    """
     layout = Layout.of(cfg)
     images = require(layout.processed_images, layout.root)
     meta_path = require(layout.processed_images_meta, layout.root)
@@ -41,6 +45,7 @@ def load_data(cfg: DictConfig) -> tuple[ClassifierData, list[Path], dict[str, An
             "in_channels": facts["channels"],
             "num_classes": facts["num_classes"],
             "image_size": facts["size"],
+            "spatial_dims": arrays["train_images"].ndim - 2,
         },
     )
     return data, [images, meta_path], facts
@@ -53,7 +58,9 @@ def train(
     run: RunLog,
     extra_callbacks: list[Callback] | None = None,
 ) -> dict[str, Any]:
-    augment = BatchAugment(**cfg.data.image.augment)
+    augment = BatchAugment(
+        **cfg.data.image.augment, spatial_dims=data.net_kwargs.get("spatial_dims", 2)
+    )
     return train_classifier(
         cfg,
         STAGE,

@@ -24,7 +24,7 @@ from meddx.models.predict import probabilities
 from meddx.paths import Layout
 from meddx.provenance import path_digest, run_key
 from meddx.training import batches, imbalance
-from meddx.training.classifier import Classifier
+from meddx.training.classifier_module import Classifier
 from meddx.training.fit import FitResult, discard, fit, seed_everything
 from meddx.training.history import history_csv
 from meddx.training.run_log import RunLog
