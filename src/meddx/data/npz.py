@@ -37,8 +37,13 @@ def load_npz(path: str | Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.nda
                 raise DataError(
                     f"{path} lacks the arrays {missing}; expected at least {list(keys)}"
                 )
-            return {key: archive[key] for key in archive.files}
+            arrays = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise DataError(
             f"{path} is not a readable .npz file (truncated or corrupt?): {exc}"
         ) from None
+    # numpy hands back the raw bytes of a member that is not a .npy array
+    foreign = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if foreign:
+        raise DataError(f"{path} holds members that are not .npy arrays: {foreign}")
+    return arrays
