@@ -65,6 +65,15 @@ def test_images_without_pixels_are_refused_naming_the_file(tmp_path: Path) -> No
         read_image_file(path, 2, "binary", 1)
 
 
+def test_a_npy_header_with_a_nul_byte_is_refused_naming_the_file(tmp_path: Path) -> None:
+    member = _npy(np.zeros((2, 6, 6), dtype=np.uint8))
+    cut = member.index(b"), ") + 3
+    broken = member[:cut] + b"\x00" + member[cut + 1 :]  # tokenize.TokenError from numpy
+    path = _archive(tmp_path / "x.npz", **{"train_images.npy": broken})
+    with pytest.raises(DataError, match=r"x\.npz is not a readable \.npz file"):
+        read_image_file(path, 2, "binary", 1)
+
+
 @pytest.fixture
 def record_folder(tmp_path: Path) -> Path:
     signal = (np.sin(np.arange(720) / 20) * 300 + 1024).astype(np.int64)[:, None]

@@ -7,6 +7,7 @@ layout is what makes everything downstream dataset-agnostic.
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -38,7 +39,16 @@ def load_npz(path: str | Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.nda
                     f"{path} lacks the arrays {missing}; expected at least {list(keys)}"
                 )
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    # numpy parses a .npy header with Python's tokenizer: a corrupt one raises its errors
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        tokenize.TokenError,
+        MemoryError,
+    ) as exc:
         raise DataError(
             f"{path} is not a readable .npz file (truncated or corrupt?): {exc}"
         ) from None
