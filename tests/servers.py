@@ -37,7 +37,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _bin_dir() -> Path:
+def server_binaries() -> Path:
     """The folder of initdb/pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
     found = shutil.which("initdb")
     if found:
@@ -72,7 +72,8 @@ def _as_server_user(command: list[str]) -> list[str]:
 @contextmanager
 def postgres() -> Iterator[str]:
     """A running server; yields `postgresql://meddx@127.0.0.1:<port>` (add `/<database>`)."""
-    bin_dir = _bin_dir()
+    bin_dir = server_binaries()
+    _as_server_user([])  # Unavailable before anything starts
     home = Path(tempfile.mkdtemp(prefix="meddx-pg-"))  # not pytest's: postgres must enter it
     data, log = home / "data", home / "server.log"
     if os.geteuid() == 0:
