@@ -88,6 +88,8 @@ def outcome(reader: str, read: Callable[[], Any], names: tuple[str, ...]) -> Any
 def mutated(original: bytes) -> st.SearchStrategy[bytes]:
     """`original` with a few bytes replaced, then cut short or extended; or random bytes."""
     size = len(original)
+    if not size:
+        return st.binary(max_size=256)
 
     @st.composite
     def edit(draw: st.DrawFn) -> bytes:
