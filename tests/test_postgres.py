@@ -56,7 +56,7 @@ def _workers(stage: int) -> list[int]:
     return [child.pid for child in sorted(children, key=lambda c: (c.create_time(), c.pid))]
 
 
-def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+def _trials(storage: optuna.storages.BaseStorage, name: str) -> list[optuna.trial.FrozenTrial]:
     try:
         return optuna.load_study(study_name=name, storage=storage).get_trials()
     except KeyError:  # the stage has not created the study yet
@@ -67,7 +67,9 @@ def _trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
 def test_four_workers_on_a_postgresql_study_keep_every_trial_when_one_is_killed(
     postgres: str, make_cfg, tmp_path: Path
 ) -> None:
-    storage = servers.create_database(postgres, "optuna")
+    url = servers.create_database(postgres, "optuna")
+    # The schema first, so that polling the study from here never races the stage creating it
+    storage = optuna.storages.RDBStorage(url)
     n_trials, name = 8, "pg-four"
     overrides = [
         f"paths.root={tmp_path}",
@@ -88,7 +90,7 @@ def test_four_workers_on_a_postgresql_study_keep_every_trial_when_one_is_killed(
         stage = subprocess.Popen(
             command,
             cwd=REPO,
-            env=_env(MEDDX_OPTUNA_STORAGE=storage),
+            env=_env(MEDDX_OPTUNA_STORAGE=url),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -120,8 +122,8 @@ def test_four_workers_on_a_postgresql_study_keep_every_trial_when_one_is_killed(
     unfinished = [t for t in trials if t.state != COMPLETE]
     assert [t.number for t in unfinished] in ([], [victim.number])  # only the killed trial
     assert len({t.params["lr"] for t in trials}) == n_trials  # no trial run twice
-    run_ids = [t.user_attrs["mlflow_run_id"] for t in trials]
-    assert len(set(run_ids)) == n_trials
+    runs = [t.user_attrs["mlflow_run_id"] for t in trials if t.state == COMPLETE]
+    assert len(set(runs)) == len(runs) >= n_trials - 1  # one MLflow run per trial
     assert len({t.user_attrs["worker"] for t in trials}) == 4
     assert f"meddx-tune-{victim.user_attrs['worker']}" in log.read_text()
 
