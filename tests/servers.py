@@ -48,6 +48,13 @@ def server_binaries() -> Path:
     return Path(versions[-1]).parent
 
 
+def require() -> Path:
+    """The server binaries' folder, once it is sure that they can be run here; else Unavailable."""
+    bin_dir = server_binaries()
+    _as_server_user([])
+    return bin_dir
+
+
 def _version(path: str) -> float:
     try:
         return float(Path(path).parents[1].name)
@@ -72,8 +79,7 @@ def _as_server_user(command: list[str]) -> list[str]:
 @contextmanager
 def postgres() -> Iterator[str]:
     """A running server; yields `postgresql://meddx@127.0.0.1:<port>` (add `/<database>`)."""
-    bin_dir = server_binaries()
-    _as_server_user([])  # Unavailable before anything starts
+    bin_dir = require()
     home = Path(tempfile.mkdtemp(prefix="meddx-pg-"))  # not pytest's: postgres must enter it
     data, log = home / "data", home / "server.log"
     if os.geteuid() == 0:

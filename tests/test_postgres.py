@@ -31,8 +31,7 @@ COMPLETE, RUNNING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RU
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     try:
-        servers.server_binaries()
-        servers._as_server_user([])
+        servers.require()
     except servers.Unavailable as exc:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI needs PostgreSQL (.ci/run installs it): {exc}")
