@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-hpo bench-gan
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-hpo bench-gan bench-fuzz bench-soak
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -87,3 +87,7 @@ clean: ## Remove outputs, tracking stores and caches (not the venv)
 	rm -rf data/raw data/processed models reports/metrics reports/plots runs mlflow.db mlartifacts optuna.db optuna.journal dvc_plots .pytest_cache .ruff_cache
 bench-numerics: setup ## portable vs native numerics: offline pipeline and one pneumonia epoch (target ratio <= 1.15)
 	$(BIN)/python benchmarks/bench_numerics.py
+bench-fuzz: setup ## The reader fuzz tests at SCALE (default 10) times their budget; cases per reader
+	$(BIN)/python benchmarks/fuzz_readers.py
+bench-soak: setup ## 50 short stage runs in a row against one MLflow store (loopback): failures, size, drift
+	$(BIN)/python benchmarks/soak.py

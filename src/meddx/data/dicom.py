@@ -18,6 +18,8 @@ removed by editing tags.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,6 +139,22 @@ def deidentify(ds: Dataset) -> Dataset:
     return ds
 
 
+@contextmanager
+def _decoding(where: str, what: str) -> Iterator[None]:
+    """Any failure of pydicom on a malformed file as a DataError naming its labels.csv line.
+
+    pydicom converts element values lazily, when they are first read, and its pixel handlers
+    check little: a broken file raises whatever type the step it breaks hits (fuzzing found
+    ValueError, KeyError, TypeError, struct.error, NotImplementedError and more).
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{where}: {what} ({type(exc).__name__}: {exc})") from None
+
+
 def read_pixels(path: Path, where: str) -> np.ndarray:
     """De-identified float pixels `(H, W)` or `(H, W, 3)` in modality units (e.g. HU for CT).
 
@@ -144,30 +162,30 @@ def read_pixels(path: Path, where: str) -> np.ndarray:
     hold a patient name): the caller passes e.g. "labels.csv line 7".
     """
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut
 
-    try:
+    with _decoding(where, "not a readable DICOM file"):
         ds = deidentify(pydicom.dcmread(path))
-    except (InvalidDicomError, OSError, ValueError) as exc:
-        raise DataError(f"{where}: not a readable DICOM file ({type(exc).__name__})") from None
-    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        burned = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
+    if burned:
         raise DataError(
             f"{where}: the DICOM file declares burned-in annotations (text in the "
             "pixels that de-identification cannot remove); leave it out"
         )
-    try:
+    with _decoding(where, "cannot decode the DICOM pixel data"):
         pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for missing or compressed pixel data
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1))
+        if frames > 1:  # a 2D pipeline takes the middle frame of a multi-frame image
+            pixels = pixels[frames // 2]
+        if samples == 1:
+            pixels = apply_modality_lut(pixels, ds).astype(np.float32)
+            if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":  # white = low
+                pixels = pixels.max() - pixels
+        pixels = np.asarray(pixels, dtype=np.float32)
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)) or not pixels.size:
         raise DataError(
-            f"{where}: cannot decode the DICOM pixel data ({type(exc).__name__}: {exc})"
-        ) from None
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    samples = int(ds.get("SamplesPerPixel", 1))
-    if frames > 1:  # a 2D pipeline takes the middle frame of a multi-frame image
-        pixels = pixels[frames // 2]
-    if samples == 1:
-        pixels = apply_modality_lut(pixels, ds).astype(np.float32)
-        if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":  # white = low
-            pixels = pixels.max() - pixels
-    return np.asarray(pixels, dtype=np.float32)
+            f"{where}: the DICOM pixel data has shape {pixels.shape}, not one greyscale or RGB "
+            "image (rows x columns [x 3])"
+        )
+    return pixels

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,7 @@ def _parse_label(text: str, class_names: list[str], task: str, where: str) -> np
         token = token.strip()
         if token in class_names:
             return class_names.index(token)
-        if token.lstrip("-").isdigit():
+        if re.fullmatch(r"-?[0-9]+", token):  # str.isdigit also takes "²", which int() refuses
             value = int(token)
             if 0 <= value < len(class_names):
                 return value
@@ -98,6 +99,45 @@ def inside(folder: Path, listed: str, where: str) -> Path:
     return path
 
 
+def _rows(
+    reader: csv.DictReader, folder: Path, csv_path: Path, class_names: list[str], task: str
+) -> list[Row]:
+    missing = {"file", "label"} - set(reader.fieldnames or ())
+    if missing:
+        raise DataError(
+            f"{csv_path} lacks the column(s) {sorted(missing)}; expected file,label[,split]"
+        )
+    has_split = "split" in (reader.fieldnames or ())
+    rows: list[Row] = []
+    for record in reader:
+        where = f"labels.csv line {reader.line_num}"
+        cells = {key: record.get(key) for key in ("file", "label", "split")}
+        if (
+            cells["file"] is None
+            or cells["label"] is None
+            or (has_split and cells["split"] is None)
+        ):
+            raise DataError(f"{where}: the row has fewer cells than the header")
+        split = cells["split"].strip() if has_split else None
+        if has_split and split not in SPLITS:
+            raise DataError(f"{where}: split {split!r} is not one of {list(SPLITS)}")
+        try:  # the error holds no name: the name may be a patient's
+            path = inside(folder, cells["file"].strip(), where)
+            found = path.is_file()
+        except (ValueError, OSError) as exc:  # a NUL byte, a name too long for the system
+            raise DataError(
+                f"{where}: the file name it gives is not a usable path ({type(exc).__name__})"
+            ) from None
+        if not found:
+            raise DataError(f"{where}: the file it names does not exist in {folder}")
+        rows.append(
+            Row(
+                reader.line_num, path, _parse_label(cells["label"], class_names, task, where), split
+            )
+        )
+    return rows
+
+
 def read_labels(folder: Path, labels_file: str, class_names: list[str], task: str) -> list[Row]:
     csv_path = folder / labels_file
     if not csv_path.is_file():
@@ -105,31 +145,14 @@ def read_labels(folder: Path, labels_file: str, class_names: list[str], task: st
             f"{csv_path} is missing: the folder source needs a labels file with "
             "the columns file,label[,split]"
         )
-    rows: list[Row] = []
-    with open(csv_path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"file", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(
-                f"{csv_path} lacks the column(s) {sorted(missing)}; expected file,label[,split]"
-            )
-        has_split = "split" in (reader.fieldnames or ())
-        for record in reader:
-            where = f"labels.csv line {reader.line_num}"
-            split = (record["split"] or "").strip() if has_split else None
-            if has_split and split not in SPLITS:
-                raise DataError(f"{where}: split {split!r} is not one of {list(SPLITS)}")
-            path = inside(folder, record["file"].strip(), where)
-            if not path.is_file():
-                raise DataError(f"{where}: the file it names does not exist in {folder}")
-            rows.append(
-                Row(
-                    reader.line_num,
-                    path,
-                    _parse_label(record["label"], class_names, task, where),
-                    split,
-                )
-            )
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = _rows(csv.DictReader(handle), folder, csv_path, class_names, task)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(
+            f"{csv_path} is not a UTF-8 CSV file ({type(exc).__name__}: {exc}); save it as "
+            "UTF-8 CSV with the columns file,label[,split]"
+        ) from None
     if not rows:
         raise DataError(f"{csv_path} lists no images")
     return rows
@@ -186,8 +209,15 @@ def check_duplicate_files(rows: list[Row], splits: list[str]) -> None:
         )
 
 
-def _load(row: Row) -> tuple[np.ndarray, float | None]:
-    """Pixels `(H, W)` or `(H, W, 3)` and their full-scale value (None: modality units)."""
+def load_image(row: Row) -> tuple[np.ndarray, float | None]:
+    """Finite pixels `(H, W)` or `(H, W, 3)` and their full-scale value (None: modality units)."""
+    pixels, full_scale = _decode(row)
+    if not np.isfinite(pixels).all():
+        raise DataError(f"{row.where}: the image holds NaN or infinite values")
+    return pixels, full_scale
+
+
+def _decode(row: Row) -> tuple[np.ndarray, float | None]:
     kind = kind_of(row.path)
     if kind == "dicom":
         from meddx.data.dicom import read_pixels
@@ -285,9 +315,7 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
     images: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     labels: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     for row, split in zip(rows, splits, strict=True):
-        pixels, full_scale = _load(row)
-        if not np.isfinite(pixels).all():
-            raise DataError(f"{row.where}: the image holds NaN or infinite values")
+        pixels, full_scale = load_image(row)
         try:
             images[split].append(transform(pixels, full_scale))
         except DataError as exc:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sys
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +51,15 @@ def read_sums(folder: Path) -> dict[str, fetch.Checksum]:
     sums_file = folder / SUMS_FILE
     if not sums_file.is_file():
         return {}
+    try:
+        text = sums_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{sums_file} is not a text file of '<sha256> <file name>' lines; replace it with "
+            "PhysioNet's"
+        ) from None
     sums = {}
-    for line in sums_file.read_text().splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
             sums[parts[1].lstrip("*")] = fetch.Checksum("sha256", parts[0].lower(), sums_file)
@@ -173,6 +181,8 @@ def _check_size(dat: Path, fmt: str, n_sig: int, sig_len: int, header: Path) -> 
 
 def _check_annotations(atr: Path, samples: np.ndarray, sig_len: int) -> None:
     """Annotations must lie on the signal: beyond its end they label beats that are not there."""
+    if np.any(samples < 0):
+        raise DataError(f"{atr} has annotations before the start of the signal; replace it")
     beyond = int(np.count_nonzero(samples >= sig_len))
     if beyond:
         raise DataError(
@@ -181,6 +191,27 @@ def _check_annotations(atr: Path, samples: np.ndarray, sig_len: int) -> None:
             "annotations and the signal are not of the same record; replace them with intact "
             "copies"
         )
+
+
+@contextmanager
+def _reading(path: Path, named_by: str = "") -> Iterator[None]:
+    """Any failure to parse `path` as a DataError that names it.
+
+    wfdb parses headers with regular expressions and casts, signals and annotations with
+    numpy, so a malformed file raises whatever type the step it breaks hits first (fuzzing
+    found ValueError, IndexError, KeyError, TypeError, ZeroDivisionError and more): none says
+    which of the record's files to replace. `named_by` says where a path came from when a
+    header, not the record number, named it.
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"{path}{named_by} cannot be read as a WFDB file ({type(exc).__name__}: {exc}); "
+            "replace it with an intact copy"
+        ) from None
 
 
 def read_record(
@@ -194,53 +225,58 @@ def read_record(
     import wfdb
 
     base = str(folder / str(record))
-    try:
+    hea, atr = folder / f"{record}.hea", folder / f"{record}.atr"
+    with _reading(hea):
         header = wfdb.rdheader(base)
-        if lead not in header.sig_name and any_lead:
+        leads = list(header.sig_name or [])
+        if not leads:
+            raise DataError(f"{hea} declares no signal; replace it with an intact copy")
+        if lead not in leads and any_lead:
             print(
-                f"meddx: MIT-BIH record {record} has no lead {lead}: reading "
-                f"{header.sig_name[0]} instead",
+                f"meddx: MIT-BIH record {record} has no lead {lead}: reading {leads[0]} instead",
                 file=sys.stderr,
             )
-            lead = header.sig_name[0]
-        if lead not in header.sig_name:
+            lead = leads[0]
+        if lead not in leads:
             raise DataError(
-                f"MIT-BIH record {record} has no lead {lead} (its leads: {header.sig_name}); "
+                f"MIT-BIH record {record} has no lead {lead} (its leads in {hea}: {leads}); "
                 f"add it to data.ecg.exclude or choose another data.ecg.lead"
             )
         if float(header.fs) != float(fs):
             raise DataError(
-                f"MIT-BIH record {record} is sampled at {header.fs} Hz, the config says "
-                f"data.ecg.fs={fs}"
+                f"MIT-BIH record {record} is sampled at {header.fs} Hz by {hea}, the config "
+                f"says data.ecg.fs={fs}"
             )
-        channel = header.sig_name.index(lead)
-        _check_size(
-            folder / header.file_name[channel],
-            header.fmt[channel],
-            header.n_sig,
-            header.sig_len,
-            folder / f"{record}.hea",
-        )
+        channel = leads.index(lead)
+        dat = folder / header.file_name[channel]
+        if not dat.resolve().is_relative_to(folder.resolve()):
+            raise DataError(
+                f"{hea} names a signal file outside {folder}: {header.file_name[channel]}"
+            )
+        _check_size(dat, header.fmt[channel], header.n_sig, header.sig_len, hea)
+    with _reading(dat, f" (the signal file {hea} names)"):
         signal = wfdb.rdrecord(base, channels=[channel], physical=False)
-        annotation = wfdb.rdann(base, "atr")
-    except DataError:
-        raise
-    except (ValueError, OSError, IndexError, EOFError) as exc:
-        raise DataError(f"Cannot read MIT-BIH record {record} from {folder}: {exc}") from None
-    digital = signal.d_signal[:, 0]
-    if len(digital) != header.sig_len:
+        digital = signal.d_signal[:, 0]
+        gain, baseline = float(signal.adc_gain[0]), int(signal.baseline[0])
+    if len(digital) != header.sig_len or len(digital) == 0:
         raise DataError(
-            f"MIT-BIH record {record} in {folder}: read {len(digital)} samples, the header "
-            f"promises {header.sig_len}; the .dat file is truncated or corrupt"
+            f"{dat}: read {len(digital)} samples, the header {hea} promises {header.sig_len}; "
+            "the .dat file is truncated or corrupt"
         )
-    _check_annotations(folder / f"{record}.atr", np.asarray(annotation.sample), header.sig_len)
+    if not np.isfinite(gain) or gain == 0:
+        raise DataError(f"{hea} gives lead {lead} the gain {gain}; replace it with an intact copy")
+    with _reading(atr):
+        annotation = wfdb.rdann(base, "atr")
+        samples = np.asarray(annotation.sample, dtype=np.int64)
+        symbols = np.asarray(annotation.symbol, dtype=str)
+    _check_annotations(atr, samples, header.sig_len)
     return EcgRecord(
         number=record,
         signal=digital.astype(np.int16),
-        gain=float(signal.adc_gain[0]),
-        baseline=int(signal.baseline[0]),
-        ann_sample=np.asarray(annotation.sample, dtype=np.int64),
-        ann_symbol=np.asarray(annotation.symbol, dtype=str),
+        gain=gain,
+        baseline=baseline,
+        ann_sample=samples,
+        ann_symbol=symbols,
     )
 
 

@@ -12,6 +12,7 @@ dataset-agnostic.
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -44,8 +45,22 @@ def load_npz(path: str | Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.nda
                 raise DataError(
                     f"{path} lacks the arrays {missing}; expected at least {list(keys)}"
                 )
-            return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            arrays = {key: archive[key] for key in archive.files}
+    # numpy parses a .npy header with Python's tokenizer: a corrupt one raises its errors
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        tokenize.TokenError,
+        MemoryError,
+    ) as exc:
         raise DataError(
             f"{path} is not a readable .npz file (truncated or corrupt?): {exc}"
         ) from None
+    # numpy hands back the raw bytes of a member that is not a .npy array
+    foreign = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if foreign:
+        raise DataError(f"{path} holds members that are not .npy arrays: {foreign}")
+    return arrays

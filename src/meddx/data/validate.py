@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
+from pathlib import Path
 
 import numpy as np
 
-from meddx.data.npz import AXES, SPATIAL_DIMS, SPLITS
+from meddx.data.npz import AXES, SPATIAL_DIMS, SPLITS, load_npz
 from meddx.errors import DataError
 
 MAX_LISTED = 10
@@ -87,11 +88,15 @@ def check_image_splits(
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         name = f"{split}_images"
+        if images.ndim == 0 or labels.ndim == 0:
+            raise DataError(f"split '{split}' holds a scalar where arrays of samples belong")
         if len(images) == 0:
             raise DataError(f"split '{split}' is empty")
         if len(images) != len(labels):
             raise DataError(f"split '{split}' has {len(images)} images but {len(labels)} labels")
         stored_channels(name, images, channels, spatial_dims)
+        if 0 in images.shape[1:]:
+            raise DataError(f"{name} has shape {images.shape}: an image needs pixels")
         shapes.add(images.shape[1:])
         if not (
             np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)
@@ -103,6 +108,29 @@ def check_image_splits(
     if len(shapes) != 1:
         raise DataError(f"splits disagree on the image shape: {sorted(shapes)}")
     return check_no_leakage(arrays, tolerated)
+
+
+def read_image_file(
+    path: Path,
+    num_classes: int,
+    task: str,
+    channels: int,
+    tolerated: Collection[Duplicate] = (),
+    spatial_dims: int = 2,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The arrays of an image file in the MedMNIST layout, checked; the tolerated leaks found.
+
+    Every error names the file: the file may come from anywhere (a mirror, a hand-made
+    `data/raw/images.npz`), and a split name alone does not say which file to replace.
+    """
+    arrays = load_npz(path)
+    try:
+        found = check_image_splits(
+            arrays, num_classes, task, channels, tolerated, spatial_dims=spatial_dims
+        )
+        return arrays, found
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
 def _check_labels(split: str, labels: np.ndarray, num_classes: int, task: str) -> None:

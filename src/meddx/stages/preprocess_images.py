@@ -25,10 +25,10 @@ from omegaconf import DictConfig
 from meddx.data.image_facts import image_facts
 from meddx.data.intensity import channel_first
 from meddx.data.medmnist import tolerated_duplicates
-from meddx.data.npz import SPLITS, load_npz, save_npz
+from meddx.data.npz import SPLITS, save_npz
 from meddx.data.samples import write_class_grids
 from meddx.data.stats import pixel_stats, split_counts
-from meddx.data.validate import check_image_splits
+from meddx.data.validate import read_image_file
 from meddx.errors import ConfigError
 from meddx.io import write_json
 from meddx.paths import Layout, require
@@ -70,11 +70,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with stage_run(
         cfg, STAGE, inputs=[source], run_name=f"{STAGE} {spec.name}", sections=SECTIONS
     ) as tracked:
-        raw = load_npz(source)
         num_classes = len(dataset.class_names)
         spatial_dims = dataset.spatial_dims
-        check_image_splits(
-            raw,
+        raw, _ = read_image_file(
+            source,
             num_classes,
             dataset.task,
             dataset.channels,
