@@ -16,6 +16,7 @@ import pytest
 import wfdb
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
+from wfdb import processing
 from wfdb.io.convert.edf import wfdb_to_edf
 
 from conftest import CONF
@@ -174,7 +175,7 @@ def test_a_mitbih_record_resampled_to_500hz_goes_through_predict(project, mirror
     reference = wfdb.rdann(str(mirror / "mitbih" / "100"), "atr", sampto=360 * 120)
     leads = []
     for channel in (1, 0):  # V5 first, then MLII
-        resampled, _ = wfdb.processing.resample_sig(source.p_signal[:, channel], 360, FS)
+        resampled, _ = processing.resample_sig(source.p_signal[:, channel], 360, FS)
         leads.append(resampled)
     header = write_record(tmp_path / "in", "rec500", np.stack(leads, axis=1), FS, ["V5", "II"])
     out = tmp_path / "out"
