@@ -25,6 +25,7 @@ from meddx.config import compose
 from meddx.data import qrs, synthetic_ecg
 from meddx.data.ecg_beats import AAMI_CLASSES, beat_positions
 from meddx.errors import ConfigError, DataError
+from meddx.models import export
 from meddx.stages import acquire_ecg, predict, preprocess_ecg, train_rnn
 
 FS = 500  # not the 360 Hz the model was trained at
@@ -257,3 +258,16 @@ def test_a_bad_file_in_a_folder_is_reported_and_skipped(project, tmp_path):
     with pytest.raises(DataError, match=r"1 of 2 inputs could not be predicted.*short\.hea"):
         predict.run(cfg)
     assert (out / "good.beats.csv").is_file() and not list(out.glob("short.*"))
+
+
+def test_an_image_model_is_refused_for_an_ecg_recording(tmp_path):
+    header, _ = synthetic_500hz(tmp_path)
+    cfg = compose(
+        [f"predict.input={header}", f"predict.model={tmp_path / 'cnn.pt'}"], conf_dir=CONF
+    )
+    sizes = {"in_channels": 1, "num_classes": 2, "image_size": 28}
+    net = export.build_net(cfg.cnn.net, **sizes)
+    info = {"task": "binary", "class_names": ["normal", "pneumonia"], "stage": "train_cnn"}
+    export.save(tmp_path / "cnn.pt", net, cfg.cnn.net, sizes, info=info)
+    with pytest.raises(ConfigError, match=r"cnn\.pt \(trained by train_cnn\) does not take ecg"):
+        predict.run(cfg)

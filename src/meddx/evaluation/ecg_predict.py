@@ -63,7 +63,9 @@ def classify(
     return BeatCalls(np.asarray(peaks), labels, scores, found.reasons, filtered)
 
 
-def _lead_at_model_rate(path: Path, spec: BeatSpec, options: DictConfig) -> tuple[Any, np.ndarray]:
+def _lead_at_model_rate(
+    path: Path, spec: BeatSpec, options: DictConfig
+) -> tuple[ecg_input.Recording, np.ndarray]:
     recording = ecg_input.read_recording(path, options.get("fs"))
     signal = ecg_input.choose_lead(recording, str(options.lead))
     if recording.seconds < qrs.MIN_SECONDS:
