@@ -2,8 +2,9 @@
 DS2 with beats found by the detector `predict` uses, beside the figures with reference beats.
 
 Trains `+experiment=mitbih_interpatient` (one seed, SEED, default 0; extra Hydra overrides
-after the script name, e.g. `rnn.ensemble=1` for a shorter run) through the stages' `run()`
-functions, rooted in runs/bench_ds2_detected/, and scores the exported model twice on DS2:
+after the script name, e.g. `rnn.ensemble=1` for a shorter run, `predict.ecg.detector=gqrs`)
+through the stages' `run()` functions, rooted in runs/bench_ds2_detected/, and scores the
+exported model twice on DS2:
 - reference beats: `evaluate_rnn` as the pipeline runs it (beats at the annotated R peaks);
 - detected beats: each DS2 record's lead, from the same raw file, through
   `meddx.data.qrs.detect` and `meddx.evaluation.ecg_predict.classify`, which is what
@@ -82,7 +83,7 @@ def detected_on_ds2(cfg: DictConfig) -> dict[str, Any]:
         signal = record.millivolts()
         reference, symbols = beat_positions(record.ann_sample, record.ann_symbol)
         labels = aami_labels(symbols)
-        peaks = qrs.detect(signal, fs)
+        peaks = qrs.detect(signal, fs, str(cfg.predict.ecg.detector))
         calls = classify(signal, peaks, net, info, spec)
         found = qrs.match(reference, peaks, fs)
         classified = np.array([bool(label) for label in calls.labels])
@@ -148,6 +149,7 @@ def markdown(summary: dict[str, Any]) -> str:
     d = summary["detected"]
     lines += [
         "",
+        f"Detector `{summary['detector']}` (`predict.ecg.detector`). "
         f"Seed {summary['seed']}, `+experiment=mitbih_interpatient`, overrides: "
         f"{' '.join(f'`{o}`' for o in summary['overrides']) or 'none'}. Detected beats: "
         f"{d['detected']}; scored (matched to an AAMI reference beat, classifiable): "
@@ -170,6 +172,7 @@ def main() -> None:
     summary = {
         "seed": seed,
         "overrides": overrides,
+        "detector": str(cfg.predict.ecg.detector),
         "reference": reference,
         "detected": detected_on_ds2(cfg),
     }

@@ -1,15 +1,16 @@
-"""`python benchmarks/bench_qrs.py`: the R-peak detector `predict` uses, on all 48 MIT-BIH
-records, against the reference annotations.
+"""`python benchmarks/bench_qrs.py` (`make bench-qrs`): the R-peak detectors of `predict` on
+all 48 MIT-BIH records, against the reference annotations.
 
 Each record's MLII lead (the first lead for 102 and 104, which have none) is read from the
 data mirror ($MEDDX_DATA_MIRROR, else ../shared/data) exactly as `acquire_ecg` reads it, in
-millivolts at 360 Hz, and goes through `meddx.data.qrs.detect` (XQRS, then the snap to the R
-peak). Reference beats are the beat-type annotations only (`BEAT_SYMBOLS`: rhythm, noise and
-comment annotations are no beats). A detection within 150 ms of a reference beat matches it,
-one to one (`wfdb.processing.compare_annotations`); the whole record is scored, the first
-minutes included. Writes reports/benchmarks/qrs.{json,md}: per record and gross totals
-(sensitivity = TP / (TP + FN), positive predictivity = TP / (TP + FP)), and how far matched
-detections lie from the annotated R peak (the classifiers' windows are centred on it).
+millivolts at 360 Hz, and goes through `meddx.data.qrs.detect` with each of its detectors
+(xqrs, gqrs; then the snap to the R peak). Reference beats are the beat-type annotations
+only (`BEAT_SYMBOLS`: rhythm, noise and comment annotations are no beats). A detection
+within 150 ms of a reference beat matches it, one to one
+(`wfdb.processing.compare_annotations`); the whole record is scored, the first minutes
+included. Writes reports/benchmarks/qrs.{json,md}: per record and gross totals (sensitivity
+= TP / (TP + FN), positive predictivity = TP / (TP + FP)), and how far matched detections
+lie from the annotated R peak (the classifiers' windows are centred on it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +34,9 @@ LEAD, FS = "MLII", 360.0
 PUBLISHED = "classic detectors (Pan-Tompkins 1985 and later) report about 99.3-99.8% on both"
 
 
-def score_record(folder: Path, record: int) -> dict[str, Any]:
-    ecg = read_record(folder, record, LEAD, FS, any_lead=True)
-    reference, _ = beat_positions(ecg.ann_sample, ecg.ann_symbol)
+def score_record(signal: np.ndarray, reference: np.ndarray, record: int, detector: str) -> dict:
     started = time.perf_counter()
-    detected = qrs.detect(ecg.millivolts(), FS)
+    detected = qrs.detect(signal, FS, detector)
     seconds = time.perf_counter() - started
     found = qrs.match(reference, detected, FS)
     matched = found.reference_of >= 0
@@ -76,51 +74,81 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    total = summary["total"]
+    detectors = summary["detectors"]
+    names = list(detectors)
     lines = [
         "# QRS detection on MIT-BIH (all 48 records)",
         "",
-        f"Detector: `{summary['detector']}` then the snap to the R peak "
-        f"(`meddx.data.qrs`), lead {LEAD} (first lead of 102 and 104), 360 Hz; match window "
-        f"{summary['match_ms']:g} ms; reference = beat annotations only. Published: {PUBLISHED}.",
+        f"`meddx.data.qrs.detect` ({', '.join(f'{n}: `{qrs.DETECTORS[n]}`' for n in names)}, "
+        f"then the snap to the R peak), lead {LEAD} (first lead of 102 and 104), 360 Hz; "
+        f"match window {summary['match_ms']:g} ms; reference = beat annotations only. "
+        f"Published: {PUBLISHED}.",
         "",
-        "| | beats | TP | FN | FP | Se % | +P % |",
-        "|---|---|---|---|---|---|---|",
-        f"| **gross, 48 records** | {total['reference_beats']} | {total['tp']} | {total['fn']} | "
-        f"{total['fp']} | **{100 * total['sensitivity']:.2f}** | **{100 * total['ppv']:.2f}** |",
-        f"| mean of records | | | | | {100 * total['mean_record_sensitivity']:.2f} | "
-        f"{100 * total['mean_record_ppv']:.2f} |",
+        "| record | beats | "
+        + " | ".join(f"{n} TP / FN / FP | {n} Se % | {n} +P %" for n in names)
+        + " |",
+        "|---|---|" + "---|---|---|" * len(names),
     ]
-    lines += [
-        f"| {r['record']} | {r['reference_beats']} | {r['tp']} | {r['fn']} | {r['fp']} | "
-        f"{100 * r['sensitivity']:.2f} | {100 * r['ppv']:.2f} |"
-        for r in summary["records"]
-    ]
-    lines += [
-        "",
-        f"Matched detections lie a median {total['offset_ms_median']:.1f} ms (median over "
-        "records) from the annotated R peak. Detection time, all records: "
-        f"{total['detect_s']:.0f} s on this machine.",
-        "",
-    ]
-    return "\n".join(lines)
+
+    def cells(row: dict[str, Any], bold: bool = False) -> str:
+        mark = "**" if bold else ""
+        return (
+            f"{row['tp']} / {row['fn']} / {row['fp']} | {mark}{100 * row['sensitivity']:.2f}{mark}"
+            f" | {mark}{100 * row['ppv']:.2f}{mark}"
+        )
+
+    totals_ = {n: d["total"] for n, d in detectors.items()}
+    first = totals_[names[0]]
+    lines.append(
+        f"| **gross** | {first['reference_beats']} | "
+        + " | ".join(cells(totals_[n], bold=True) for n in names)
+        + " |"
+    )
+    lines.append(
+        "| mean of records | | "
+        + " | ".join(
+            f"| {100 * totals_[n]['mean_record_sensitivity']:.2f} | "
+            f"{100 * totals_[n]['mean_record_ppv']:.2f}"
+            for n in names
+        )
+        + " |"
+    )
+    for i, row in enumerate(detectors[names[0]]["records"]):
+        lines.append(
+            f"| {row['record']} | {row['reference_beats']} | "
+            + " | ".join(cells(detectors[n]["records"][i]) for n in names)
+            + " |"
+        )
+    lines += [""]
+    for n in names:
+        total = totals_[n]
+        lines.append(
+            f"{n}: matched detections lie a median {total['offset_ms_median']:.1f} ms (median over "
+            f"records) from the annotated R peak; detection time, all records: "
+            f"{total['detect_s']:.0f} s on this machine."
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     folder = mirror("mitbih") / "mitbih"
     records = [int(line) for line in (folder / "RECORDS").read_text().split()]
-    rows = []
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in qrs.DETECTORS}
     for record in records:
-        rows.append(score_record(folder, record))
-        print(json.dumps(rows[-1]), flush=True)
+        ecg = read_record(folder, record, LEAD, FS, any_lead=True)
+        reference, _ = beat_positions(ecg.ann_sample, ecg.ann_symbol)
+        for name in qrs.DETECTORS:
+            rows[name].append(score_record(ecg.millivolts(), reference, record, name))
+            print(name, json.dumps(rows[name][-1]), flush=True)
     summary = {
-        "detector": qrs.DETECTOR,
         "snap_ms": qrs.SNAP_S * 1000,
         "match_ms": qrs.MATCH_S * 1000,
         "lead": LEAD,
         "published": PUBLISHED,
-        "total": totals(rows),
-        "records": rows,
+        "detectors": {
+            name: {"detector": qrs.DETECTORS[name], "total": totals(found), "records": found}
+            for name, found in rows.items()
+        },
     }
     write_json(OUT / "qrs.json", summary)
     write_text(OUT / "qrs.md", markdown(summary))

@@ -1,10 +1,13 @@
 """R peaks of a recording without annotations, and how well they match reference beats.
 
-The detector is `wfdb.processing.XQRS`, the QRS detector of PhysioNet's maintained WFDB
-Python package, not a hand-written Pan-Tompkins: `benchmarks/bench_qrs.py` measures it on all
-48 MIT-BIH records against the reference annotations (reports/benchmarks/qrs.md).
-XQRS marks a point of the QRS complex, not necessarily its peak; the beat classifiers were
-trained on windows centred on the annotated R peak, so each detection is moved to the
+The detectors are those of PhysioNet's WFDB Python package, not a hand-written Pan-Tompkins:
+`xqrs` (`wfdb.processing.XQRS`, the default: the package's maintained detector) and `gqrs`
+(`wfdb.processing.gqrs_detect`, a port of WFDB's gqrs that the package says is no longer
+developed, kept because it misses fewer ectopic beats: see reports/benchmarks/qrs.md, from
+`benchmarks/bench_qrs.py` on all 48 MIT-BIH records). neurokit2 was not taken: its current
+release needs pandas < 3, and the lock file holds pandas 3.
+A detector marks a point of the QRS complex, not necessarily its peak; the beat classifiers
+were trained on windows centred on the annotated R peak, so each detection is moved to the
 largest deflection within `SNAP_S` of it (`wfdb.processing.correct_peaks`), as the reference
 annotations are placed.
 """
@@ -15,16 +18,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meddx.errors import DataError
+from meddx.errors import ConfigError, DataError
 
-DETECTOR = "wfdb.processing.XQRS"
+DETECTORS = {"xqrs": "wfdb.processing.XQRS", "gqrs": "wfdb.processing.gqrs_detect"}
+DETECTOR_KEY = "predict.ecg.detector"
 SNAP_S = 0.05  # seconds around a detection searched for the R peak
 SMOOTH_S = 0.15  # moving-average width removed before the search (baseline)
 MATCH_S = 0.15  # AAMI EC57: a detection within 150 ms of a reference beat matches it
 MIN_SECONDS = 10.0  # XQRS learns its thresholds from the first beats; below this it guesses
 
 
-def detect(signal: np.ndarray, fs: float) -> np.ndarray:
+def _found(signal: np.ndarray, fs: float, detector: str) -> np.ndarray:
+    from wfdb import processing
+
+    if detector == "xqrs":
+        xqrs = processing.XQRS(sig=signal, fs=fs)
+        xqrs.detect(verbose=False)
+        return np.asarray(xqrs.qrs_inds, dtype=np.int64)
+    if detector == "gqrs":
+        return np.asarray(processing.gqrs_detect(sig=signal, fs=fs), dtype=np.int64)
+    raise ConfigError(f"{DETECTOR_KEY}={detector!r} is not known; known: {sorted(DETECTORS)}")
+
+
+def detect(signal: np.ndarray, fs: float, detector: str = "xqrs") -> np.ndarray:
     """Sorted R-peak sample indices of one lead (mV) sampled at `fs` Hz."""
     from wfdb import processing
 
@@ -34,13 +50,12 @@ def detect(signal: np.ndarray, fs: float) -> np.ndarray:
             f"the lead holds {seconds:.1f} s of signal; R-peak detection needs at least "
             f"{MIN_SECONDS:g} s"
         )
-    xqrs = processing.XQRS(sig=np.asarray(signal, dtype=np.float64), fs=fs)
-    xqrs.detect(verbose=False)
-    found = np.asarray(xqrs.qrs_inds, dtype=np.int64)
+    signal = np.asarray(signal, dtype=np.float64)
+    found = _found(signal, fs, detector)
     if found.size == 0:
         return found
     snapped = processing.correct_peaks(
-        np.asarray(signal, dtype=np.float64),
+        signal,
         found,
         search_radius=max(1, round(SNAP_S * fs)),
         smooth_window_size=max(1, round(SMOOTH_S * fs)),

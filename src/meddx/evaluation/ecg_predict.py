@@ -110,7 +110,7 @@ def predict(
     """Classify every beat of the recording at `path`; write its three files; the summary."""
     spec = BeatSpec.of_model(info, model)
     recording, signal = _lead_at_model_rate(path, spec, options)
-    peaks = qrs.detect(signal, spec.fs)
+    peaks = qrs.detect(signal, spec.fs, str(options.detector))
     calls = classify(signal, peaks, net, info, spec)
     classified = sum(1 for label in calls.labels if label)
     if not classified:
@@ -135,7 +135,7 @@ def predict(
         "fs_input": recording.fs,
         "fs_model": spec.fs,
         "seconds": round(recording.seconds, 3),
-        "detector": qrs.DETECTOR,
+        "detector": qrs.DETECTORS[str(options.detector)],
         "beats_detected": len(peaks),
         "beats_classified": classified,
         "beats_not_classified": len(peaks) - classified,
