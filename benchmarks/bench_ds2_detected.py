@@ -1,20 +1,20 @@
 """`python benchmarks/bench_ds2_detected.py [overrides]`: the MIT-BIH inter-patient figures on
-DS2 with beats found by the detector `predict` uses, beside the figures with reference beats.
+DS2 with beats found by the detectors `predict` uses, beside the figures with reference beats.
 
 Trains `+experiment=mitbih_interpatient` (one seed, SEED, default 0; extra Hydra overrides
-after the script name, e.g. `rnn.ensemble=1` for a shorter run, `predict.ecg.detector=gqrs`)
-through the stages' `run()` functions, rooted in runs/bench_ds2_detected/, and scores the
-exported model twice on DS2:
+after the script name, e.g. `rnn.ensemble=1` for a shorter run) through the stages' `run()`
+functions, rooted in runs/bench_ds2_detected/, and scores the exported model on DS2:
 - reference beats: `evaluate_rnn` as the pipeline runs it (beats at the annotated R peaks);
-- detected beats: each DS2 record's lead, from the same raw file, through
-  `meddx.data.qrs.detect` and `meddx.evaluation.ecg_predict.classify`, which is what
-  `predict` does to a recording without annotations. A detected beat matched (within 150 ms)
-  to a reference beat takes that beat's AAMI label; detected beats matched to no reference
-  beat (false detections) and to a beat AAMI leaves unclassed are counted apart, as are
-  reference beats no classifiable detection matched (missed: by the detector, or first/last
-  beats without an RR neighbour). Figures over the matched beats use the same scoring as
-  evaluate_rnn (`meddx.evaluation.classifier.score`); `se_end_to_end` counts the missed
-  reference beats as misses.
+- detected beats, once per detector of `meddx.data.qrs` (xqrs, gqrs): each DS2 record's
+  lead, from the same raw file, through `meddx.data.qrs.detect` and
+  `meddx.evaluation.ecg_predict.classify`, which is what `predict` does to a recording
+  without annotations. A detected beat matched (within 150 ms) to a reference beat takes
+  that beat's AAMI label; detected beats matched to no reference beat (false detections) and
+  to a beat AAMI leaves unclassed are counted apart, as are reference beats no classifiable
+  detection matched (missed: by the detector, or first/last beats without an RR neighbour).
+  Figures over the matched beats use the same scoring as evaluate_rnn
+  (`meddx.evaluation.classifier.score`); `se_end_to_end` counts the missed reference beats
+  as misses.
 Writes reports/benchmarks/mitbih_detected.{json,md}.
 """
 
@@ -67,7 +67,7 @@ def pipeline(seed: int, work: Path, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def detected_on_ds2(cfg: DictConfig) -> dict[str, Any]:
+def detected_on_ds2(cfg: DictConfig, detector: str) -> dict[str, Any]:
     layout = Layout.of(cfg)
     net, info = export.load(layout.model_dir("rnn") / "model.pt")
     spec = BeatSpec.of_model(info, "models/rnn/model.pt")
@@ -83,7 +83,7 @@ def detected_on_ds2(cfg: DictConfig) -> dict[str, Any]:
         signal = record.millivolts()
         reference, symbols = beat_positions(record.ann_sample, record.ann_symbol)
         labels = aami_labels(symbols)
-        peaks = qrs.detect(signal, fs, str(cfg.predict.ecg.detector))
+        peaks = qrs.detect(signal, fs, detector)
         calls = classify(signal, peaks, net, info, spec)
         found = qrs.match(reference, peaks, fs)
         classified = np.array([bool(label) for label in calls.labels])
@@ -123,40 +123,45 @@ def detected_on_ds2(cfg: DictConfig) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    reference, detected = summary["reference"], summary["detected"]["metrics"]
-
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}"
+
+    def row(title: str, metrics: dict[str, Any]) -> str:
+        cells = [
+            f"{pct(metrics['per_class'][c]['sensitivity'])} / {pct(metrics['per_class'][c]['ppv'])}"
+            for c in CLASSES
+        ]
+        return f"| {title} | {pct(metrics['test_acc'])} | " + " | ".join(cells) + " |"
 
     lines = [
         "# MIT-BIH inter-patient (DS2), reference vs detected R peaks, %",
         "",
         "| beats | Acc | " + " | ".join(f"{c} Se / +P" for c in CLASSES) + " |",
         "|---|---|" + "---|" * len(CLASSES),
+        row("reference (evaluate_rnn)", summary["reference"]),
     ]
-    for title, metrics in [("reference (evaluate_rnn)", reference), ("detected", detected)]:
-        cells = [
-            f"{pct(metrics['per_class'][c]['sensitivity'])} / {pct(metrics['per_class'][c]['ppv'])}"
-            for c in CLASSES
-        ]
-        lines.append(f"| {title} | {pct(metrics['test_acc'])} | " + " | ".join(cells) + " |")
-    end = summary["detected"]["se_end_to_end"]
-    lines.append(
-        "| detected, Se over all reference beats | | "
-        + " | ".join(f"{pct(end[c])} / " for c in CLASSES)
-        + " |"
-    )
-    d = summary["detected"]
+    notes = []
+    for name, d in summary["detected"].items():
+        lines.append(row(f"detected, {name}", d["metrics"]))
+        end = d["se_end_to_end"]
+        lines.append(
+            f"| detected, {name}: Se over all reference beats | | "
+            + " | ".join(f"{pct(end[c])} / " for c in CLASSES)
+            + " |"
+        )
+        notes.append(
+            f"{name}: {d['detected']} beats detected; scored (matched to an AAMI reference beat, "
+            f"classifiable): {d['beats_scored']}; false detections: {d['false_detections']} "
+            f"(called {d['false_detections_called']}); matched to a beat AAMI leaves unclassed: "
+            f"{d['matched_unclassed']}; matched but not classifiable (no RR neighbour or "
+            f"window): {d['not_classified']}; reference AAMI beats missed: {d['missed']}."
+        )
+    overrides = " ".join(f"`{o}`" for o in summary["overrides"]) or "none"
     lines += [
         "",
-        f"Detector `{summary['detector']}` (`predict.ecg.detector`). "
-        f"Seed {summary['seed']}, `+experiment=mitbih_interpatient`, overrides: "
-        f"{' '.join(f'`{o}`' for o in summary['overrides']) or 'none'}. Detected beats: "
-        f"{d['detected']}; scored (matched to an AAMI reference beat, classifiable): "
-        f"{d['beats_scored']}; false detections: {d['false_detections']} (called "
-        f"{d['false_detections_called']}); matched to a beat AAMI leaves unclassed: "
-        f"{d['matched_unclassed']}; matched but not classifiable (no RR neighbour or window): "
-        f"{d['not_classified']}; reference AAMI beats missed: {d['missed']}.",
+        f"Seed {summary['seed']}, `+experiment=mitbih_interpatient`, overrides: {overrides}.",
+        "",
+        *notes,
         "",
     ]
     return "\n".join(lines)
@@ -172,9 +177,8 @@ def main() -> None:
     summary = {
         "seed": seed,
         "overrides": overrides,
-        "detector": str(cfg.predict.ecg.detector),
         "reference": reference,
-        "detected": detected_on_ds2(cfg),
+        "detected": {name: detected_on_ds2(cfg, name) for name in qrs.DETECTORS},
     }
     write_json(OUT / "mitbih_detected.json", summary)
     write_text(OUT / "mitbih_detected.md", markdown(summary))
