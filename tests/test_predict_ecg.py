@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 import wfdb
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from wfdb import processing
 from wfdb.io.convert.edf import wfdb_to_edf
 
 from conftest import CONF
 from meddx import cli
 from meddx.config import compose
-from meddx.data import qrs, synthetic_ecg
-from meddx.data.ecg_beats import AAMI_CLASSES, beat_positions
+from meddx.data import beat_spec, qrs, synthetic_ecg
+from meddx.data.ecg_beats import AAMI_CLASSES, RR_FEATURES, beat_positions
 from meddx.errors import ConfigError, DataError
 from meddx.models import export
 from meddx.stages import acquire_ecg, predict, preprocess_ecg, train_rnn
@@ -53,6 +53,39 @@ def project(tmp_path_factory: pytest.TempPathFactory, tracking_db: str) -> DictC
 
 def model_path(cfg: DictConfig) -> Path:
     return Path(cfg.paths.root) / "models" / "rnn" / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported beat model with the default preprocessing, not trained: for refusals."""
+    cfg = compose([], conf_dir=CONF)
+    spec = cfg.data.ecg
+    sizes = {
+        "in_channels": len(spec.channels),
+        "num_classes": 5,
+        "window": sum(spec.window),
+        "n_rr": len(cfg.rnn.rr_inputs),
+    }
+    meta = {
+        "fs": spec.fs,
+        "lead": spec.lead,
+        "window": list(spec.window),
+        "beat_channels": list(spec.channels),
+        "filter": OmegaConf.to_container(spec.filter),
+        "rr_local": spec.rr_local,
+        "rr_average_s": spec.rr_average_s,
+        "rr_features": list(RR_FEATURES),
+    }
+    info = {
+        "task": "multi-class",
+        "class_names": list(AAMI_CLASSES),
+        "stage": "train_rnn",
+        "rr_columns": [RR_FEATURES.index(name) for name in cfg.rnn.rr_inputs],
+        "ecg": beat_spec.facts(meta),
+    }
+    path = tmp_path_factory.mktemp("untrained") / "model.pt"
+    export.save(path, export.build_net(cfg.rnn.net, **sizes), cfg.rnn.net, sizes, info)
+    return path
 
 
 def write_record(folder: Path, name: str, mv: np.ndarray, fs: float, leads=LEADS) -> Path:
@@ -98,6 +131,7 @@ def read_beats(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_a_500hz_record_with_renamed_leads_gets_one_row_per_detected_beat(project, tmp_path):
     header, truth = synthetic_500hz(tmp_path / "in")
     out = tmp_path / "out"
@@ -127,6 +161,7 @@ def test_a_500hz_record_with_renamed_leads_gets_one_row_per_detected_beat(projec
     assert (out / "patient.strip.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_model_is_found_by_run_id_and_by_registered_name_and_alias(project, tmp_path):
     header, _ = synthetic_500hz(tmp_path / "in")
     client = MlflowClient(tracking_uri=project.tracking.uri)
@@ -151,6 +186,7 @@ def test_the_model_is_found_by_run_id_and_by_registered_name_and_alias(project, 
     assert outputs["run"] == outputs["path"] == outputs["alias"] == outputs["version"]
 
 
+@pytest.mark.slow
 def test_edf_and_csv_copies_of_a_record_give_its_beats(project, tmp_path):
     # Whole 10 s EDF data blocks: wfdb 4.3.1 writes a partial last block wrongly.
     header, _ = synthetic_500hz(tmp_path / "in", samples=50 * FS)
@@ -169,6 +205,7 @@ def test_edf_and_csv_copies_of_a_record_give_its_beats(project, tmp_path):
     assert samples[".edf"] == samples[".csv"] == samples[".hea"]
 
 
+@pytest.mark.slow
 @pytest.mark.mirror
 def test_a_mitbih_record_resampled_to_500hz_goes_through_predict(project, mirror, tmp_path):
     """MIT-BIH 100 (MLII, V5 at 360 Hz) as a 500 Hz record with leads V5, II and no .atr."""
@@ -190,44 +227,35 @@ def test_a_mitbih_record_resampled_to_500hz_goes_through_predict(project, mirror
     assert sum(counts["counts"].values()) == counts["beats_classified"] >= len(rows) - 4
 
 
-def test_a_missing_lead_names_the_file_its_leads_and_the_key(project, tmp_path):
+def test_a_missing_lead_names_the_file_its_leads_and_the_key(untrained, tmp_path):
     header, _ = synthetic_500hz(tmp_path)
-    cfg = compose(
-        [
-            f"paths.root={project.paths.root}",
-            f"predict.input={header}",
-            f"predict.model={model_path(project)}",
-        ],
-        conf_dir=CONF,
-    )
+    cfg = compose([f"predict.input={header}", f"predict.model={untrained}"], conf_dir=CONF)
     with pytest.raises(
         DataError, match=r"patient\.hea has no lead 'MLII'.*'V1', 'II'.*predict\.ecg\.lead"
     ):
         predict.run(cfg)
 
 
-def test_an_unreadable_record_is_a_clear_error(project, tmp_path):
+def test_an_unreadable_record_is_a_clear_error(untrained, tmp_path):
     header, _ = synthetic_500hz(tmp_path)
     (tmp_path / "patient.dat").unlink()
-    cfg = compose(
-        [f"predict.input={header}", f"predict.model={model_path(project)}"], conf_dir=CONF
-    )
+    cfg = compose([f"predict.input={header}", f"predict.model={untrained}"], conf_dir=CONF)
     with pytest.raises(DataError, match=r"Cannot read the WFDB record .*patient\.hea"):
         predict.run(cfg)
 
 
-def test_a_signal_too_short_for_detection_is_refused(project, tmp_path):
+def test_a_signal_too_short_for_detection_is_refused(untrained, tmp_path):
     header, _ = synthetic_500hz(tmp_path, beats=6)
-    overrides = [f"predict.input={header}", f"predict.model={model_path(project)}"]
+    overrides = [f"predict.input={header}", f"predict.model={untrained}"]
     cfg = compose([*overrides, "predict.ecg.lead=II"], conf_dir=CONF)
     with pytest.raises(DataError, match=r"patient\.hea holds \d\.\d s of signal.*at least 10 s"):
         predict.run(cfg)
 
 
-def test_a_csv_without_its_rate_asks_for_it(project, tmp_path):
+def test_a_csv_without_its_rate_asks_for_it(untrained, tmp_path):
     table = tmp_path / "patient.csv"
     pd.DataFrame({"II": np.zeros(6000)}).to_csv(table, index=False)
-    cfg = compose([f"predict.input={table}", f"predict.model={model_path(project)}"], conf_dir=CONF)
+    cfg = compose([f"predict.input={table}", f"predict.model={untrained}"], conf_dir=CONF)
     with pytest.raises(DataError, match=r"patient\.csv .*sampling rate: set predict\.ecg\.fs"):
         predict.run(cfg)
 
@@ -241,7 +269,7 @@ def test_an_unknown_model_names_the_key_and_the_accepted_forms(tmp_path):
         predict.run(compose([f"predict.input={header}"], conf_dir=CONF))
 
 
-def test_a_bad_file_in_a_folder_is_reported_and_skipped(project, tmp_path):
+def test_a_bad_file_in_a_folder_is_reported_and_skipped(untrained, tmp_path):
     folder = tmp_path / "in"
     synthetic_500hz(folder, name="good")
     synthetic_500hz(folder, beats=6, name="short")
@@ -249,7 +277,7 @@ def test_a_bad_file_in_a_folder_is_reported_and_skipped(project, tmp_path):
     cfg = compose(
         [
             f"predict.input={folder}",
-            f"predict.model={model_path(project)}",
+            f"predict.model={untrained}",
             "predict.ecg.lead=II",
             f"predict.output={out}",
         ],
