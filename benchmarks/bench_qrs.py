@@ -75,7 +75,7 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(summary: dict[str, Any]) -> str:
     detectors = summary["detectors"]
-    names = list(detectors)
+    names = [name for name in qrs.DETECTORS if name in detectors]  # not the JSON's sorted order
     lines = [
         "# QRS detection on MIT-BIH (all 48 records)",
         "",
