@@ -144,12 +144,13 @@ def markdown(summary: dict[str, Any]) -> str:
         row("reference (evaluate_rnn)", summary["reference"]),
     ]
     notes = []
-    for name, d in summary["detected"].items():
+    for name in (n for n in qrs.DETECTORS if n in summary["detected"]):  # not the JSON's order
+        d = summary["detected"][name]
         lines.append(row(f"detected, {name}", d["metrics"]))
         end = d["se_end_to_end"]
         lines.append(
             f"| detected, {name}: Se over all reference beats | | "
-            + " | ".join(f"{pct(end[c])} / " for c in CLASSES)
+            + " | ".join(f"{pct(end[c])} / -" for c in CLASSES)
             + " |"
         )
         notes.append(
