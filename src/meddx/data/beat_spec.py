@@ -26,7 +26,7 @@ from meddx.data.ecg_beats import (
 )
 from meddx.errors import DataError
 
-OUT_OF_BOUNDS = "window crosses the record's end"
+OUT_OF_BOUNDS = "its window runs past an end of the record"
 NO_NEIGHBOUR = "no neighbouring beat for its RR intervals"
 FACTS = ("fs", "lead", "window", "beat_channels", "filter", "rr_local", "rr_average_s")
 

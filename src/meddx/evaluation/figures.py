@@ -208,5 +208,5 @@ def ecg_strip(
                 zorder=3,
             )
     ax.set(xlabel="time (s)", ylabel="mV (filtered)", title=title, xlim=(0, seconds[-1]))
-    ax.legend(loc="upper right", fontsize=7, ncols=len(class_names) + 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     return _save(fig, path)
