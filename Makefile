@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-hpo bench-gan bench-fuzz bench-soak
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -67,6 +67,10 @@ bench-overhead: setup
 
 bench-rnn: setup ## MIT-BIH inter-patient recipe on the mirror, one run per seed in SEEDS
 	$(BIN)/python benchmarks/bench_rnn.py
+
+bench-qrs: setup ## the R-peak detector of `predict` on all 48 MIT-BIH records (Se, +P within 150 ms)
+	$(BIN)/python benchmarks/bench_qrs.py
+
 .PHONY: ci-repro ci-diff
 ci-repro: setup ## Rebuild the pipeline (dvc repro --force); fail unless every committed metric is reproduced
 	$(BIN)/python -m meddx.repro_check

@@ -33,6 +33,7 @@ STAGES: dict[str, str] = {
     "train_rnn": "Train the ECG beat classifier (rnn=<name>) on the train/val records",
     "evaluate_rnn": "Score the beat classifier once on the test records (DS2): Acc, Se, +P, F1",
     "upload": "Send MLflow runs spooled in runs/unsent/ while the server was unreachable",
+    "predict": "Classify new files (predict.input) with a trained model (predict.model)",
     "train_gan": "Train the class-conditional GAN (gan=<name>)",
     "generate_images": "Sample the GAN into data/synthetic/images.npz (dataset layout)",
     "evaluate_gan": "TSTR, augmentation gain, Frechet distance, memorisation check",

@@ -173,6 +173,9 @@ SCHEMA: tuple[tuple[str, Number | None], ...] = (
     ("evaluate.confidence", Number("a confidence level", low=0, high=1, above=True, below=True)),
     ("evaluate.calibration_bins", count("a number of bins")),
     ("evaluate.gradcam.per_class", count("images per class", low=0)),
+    # predict
+    ("predict.ecg.fs", positive("a sampling rate in Hz", null=True)),
+    ("predict.ecg.strip_seconds", positive("seconds")),
 )
 
 

@@ -210,3 +210,33 @@ def saliency_grid(
 ) -> Path:
     """Beat traces coloured by saliency; a cell is {beat, heat, label, correct} or None."""
     return _case_grid(path, cells, row_labels, title, _draw_saliency, (2.0, 1.4))
+
+
+def ecg_strip(
+    path: Path,
+    signal: np.ndarray,
+    fs: float,
+    peaks: np.ndarray,
+    labels: Sequence[str],
+    class_names: Sequence[str],
+    title: str,
+) -> Path:
+    """One lead with each R peak marked in its class's colour (grey: not classified)."""
+    colours = dict(zip(class_names, plt.get_cmap("tab10").colors, strict=False))
+    seconds = np.arange(len(signal)) / fs
+    fig, ax = plt.subplots(figsize=(max(6.0, min(24.0, seconds[-1] * 1.2)), 2.6))
+    ax.plot(seconds, signal, color="black", linewidth=0.7)
+    for name in [*class_names, ""]:
+        at = np.asarray([p for p, label in zip(peaks, labels, strict=True) if label == name])
+        if at.size:
+            ax.scatter(
+                at / fs,
+                signal[at],
+                s=28,
+                color=colours.get(name, "0.6"),
+                label=name or "not classified",
+                zorder=3,
+            )
+    ax.set(xlabel="time (s)", ylabel="mV (filtered)", title=title, xlim=(0, seconds[-1]))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    return _save(fig, path)

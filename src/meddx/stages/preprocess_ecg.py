@@ -4,8 +4,9 @@ Output contract (the RNN stage reads it): `data/processed/ecg.npz` with, per spl
 `s_beats` float32 (N, C, L) (`data.ecg.channels`: the standardised beat and/or the beat
 minus its record's median beat), `s_rr` float32 (N, 10) (RR_FEATURES: previous, next, local and
 5-minute average RR in seconds, and their ratios), `s_labels` int64 AAMI
-index, `s_records` int64; and `ecg.json` with the class names, fs, window, RR feature names,
-split mode, per-split class counts and records.
+index, `s_records` int64; and `ecg.json` with the class names, fs, lead, window, channels,
+filter, RR settings and feature names (what a trained model needs to cut beats from a new
+recording: `meddx.data.beat_spec`), split mode, per-split class counts and records.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from meddx.data.ecg_beat_extraction import (
     AAMI_CLASSES,
@@ -132,6 +133,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "lead": lead,
                 "window": list(window),
                 "beat_channels": channels,
+                "filter": OmegaConf.to_container(spec.filter, resolve=True),
+                "rr_local": int(spec.rr_local),
+                "rr_average_s": float(spec.rr_average_s),
                 "rr_features": list(RR_FEATURES),
                 "split": spec.split,
                 "splits": stats,

@@ -3,7 +3,8 @@
 Training sees the train split, model selection the val split; both hold DS1 records only
 under the inter-patient protocol. The file is refused if any record has beats in two splits,
 and the records used are stored in the exported model so `evaluate_rnn` can check them
-against its test records.
+against its test records, as is the beat preprocessing (`info["ecg"]`), so that `predict`
+cuts beats from a new recording exactly as the training beats were cut.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from meddx.data import beat_spec
 from meddx.data.ecg_beat_file import load_beats, rr_columns
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
@@ -50,6 +52,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "records": {s: np.unique(arrays[f"{s}_records"]).tolist() for s in ("train", "val")},
             "rr_columns": columns,
             "rr_inputs": [facts["rr_features"][i] for i in columns],
+            "ecg": beat_spec.facts(facts),
         },
     )
     run_name = f"{STAGE} {cfg.rnn.name} on {facts['name']}"
