@@ -6,6 +6,10 @@ label kinds of classification all resolve to `Classification`; a new task (segme
 registers its own implementation under its key, and `Classifier` and `train_classifier` serve
 it unchanged. Its evaluation half (scoring, figures, the run summary) is
 `meddx.evaluation.tasks`, one layer up, keyed alike.
+
+The data choose the task, not a `_target_` config (as lightning-hydra-template's `model`
+config or a MONAI bundle's train.json pair loss and metrics with a network): labels make a
+dataset a classification or a segmentation one, so a configured task could only disagree.
 """
 
 from __future__ import annotations
