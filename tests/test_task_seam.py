@@ -9,6 +9,7 @@ decided.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,17 @@ from meddx.stages import evaluate, train_cnn
 from meddx.training import tasks as training_tasks
 
 KIND = "brightness"
+REPO = Path(__file__).resolve().parents[1]
+# Modules whose behaviour depends on the task: a stage reaches them through a task object.
+TASK_SPECIFIC = {
+    "meddx.metrics",
+    "meddx.models.predict",
+    "meddx.training.imbalance",
+    "meddx.evaluation.scoring",
+    "meddx.evaluation.plot_files",
+    "meddx.evaluation.case_grids",
+    "meddx.evaluation.run_summary",
+}
 
 
 @torch.no_grad()
@@ -157,3 +169,15 @@ def test_a_task_no_registry_knows_is_refused_by_name(registry) -> None:
 def test_every_label_kind_of_classification_resolves_to_classification(kind: str) -> None:
     assert isinstance(training_tasks.of(kind), training_tasks.Classification)
     assert isinstance(evaluation_tasks.of(kind), evaluation_tasks.Classification)
+
+
+@pytest.mark.parametrize("stage", ["train_cnn", "evaluate", "train_rnn", "evaluate_rnn"])
+def test_a_training_or_evaluation_stage_imports_no_task_specific_module(stage: str) -> None:
+    tree = ast.parse((REPO / "src" / "meddx" / "stages" / f"{stage}.py").read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    assert not imported & TASK_SPECIFIC
