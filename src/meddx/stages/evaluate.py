@@ -16,10 +16,9 @@ import torch
 from omegaconf import DictConfig
 
 from meddx.data.npz import load_npz
-from meddx.evaluation import case_grids, plot_files, run_summary, scoring
+from meddx.evaluation import tasks
 from meddx.io import write_json
 from meddx.models import export
-from meddx.models.predict import probabilities
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
 
@@ -36,7 +35,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     dataset = json.loads(meta.read_text())["name"]
     torch.set_num_threads(cfg.trainer.num_threads)
     net, info = export.load(model_path)
-    task, names = info["task"], info["class_names"]
+    task, names = tasks.of(info["task"]), info["class_names"]
     arrays = load_npz(images, keys=("test_images", "test_labels"))
     title = f"{STAGE} {MODEL} on {dataset}"
     with stage_run(
@@ -44,22 +43,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ) as tracked:
         x, y_true = arrays["test_images"], arrays["test_labels"]
         export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
-        scores = probabilities(net, (x,), task)
-        evaluation = scoring.score(task, names, y_true, scores, cfg.evaluate, cfg.seed)
+        evaluation = task.score(names, y_true, task.predict(net, (x,)), cfg.evaluate, cfg.seed)
         plots = layout.plots(STAGE)
-        plot_files.write_plots(evaluation, plots)
-        case_grids.explain(
-            net,
-            x,
-            evaluation,
-            task,
-            cfg.evaluate.gradcam.per_class,
-            cfg.seed,
-            plots / "gradcam.png",
-        )
+        task.write_plots(evaluation, plots)
+        task.explain(net, (x,), evaluation, cfg.evaluate, cfg.seed, plots)
         result = evaluation.metrics
         write_json(layout.metrics(STAGE), result)
-        run_summary.log(tracked, result, layout.metrics(STAGE), plots, title)
+        task.log(tracked, result, layout.metrics(STAGE), plots, title)
         if cfg.evaluate.register:
             from meddx.evaluation.registry import register
 

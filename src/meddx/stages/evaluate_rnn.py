@@ -1,10 +1,9 @@
 """Stage `evaluate_rnn`: score the exported beat classifier once on the test split (DS2).
 
 Reports what the inter-patient literature reports: overall accuracy and, per AAMI class,
-sensitivity (Se), positive predictive value (+P) and F1, through the same evaluation
-functions as the CNN (`meddx.evaluation.scoring`, `.plot_files`, `.run_summary`). Refuses a
-model whose training or validation records include a test record, so a leaky model cannot
-produce a headline figure.
+sensitivity (Se), positive predictive value (+P) and F1, through the same evaluation task as
+the CNN (`meddx.evaluation.tasks`). Refuses a model whose training or validation records
+include a test record, so a leaky model cannot produce a headline figure.
 """
 
 from __future__ import annotations
@@ -17,10 +16,9 @@ import torch
 from omegaconf import DictConfig
 
 from meddx.data.ecg_beat_file import check_records_disjoint, load_beats
-from meddx.evaluation import case_grids, plot_files, run_summary, scoring
+from meddx.evaluation import tasks
 from meddx.io import write_json
 from meddx.models import export
-from meddx.models.predict import probabilities
 from meddx.paths import Layout, require
 from meddx.tracking import stage_run
 
@@ -51,21 +49,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     with stage_run(
         cfg, STAGE, inputs=[model_path, ecg], run_name=title, sections=SECTIONS
     ) as tracked:
-        y_true = arrays["test_labels"]
-        scores = probabilities(net, (arrays["test_beats"], rr), info["task"])
-        evaluation = scoring.score(info["task"], names, y_true, scores, cfg.evaluate, cfg.seed)
-        plots = layout.plots(STAGE)
-        plot_files.write_plots(evaluation, plots)
-        case_grids.explain_beats(
-            net,
-            arrays["test_beats"],
-            rr,
-            evaluation,
-            cfg.evaluate.gradcam.per_class,
-            cfg.seed,
-            plots / "saliency.png",
+        task, inputs = tasks.of(info["task"]), (arrays["test_beats"], rr)
+        evaluation = task.score(
+            names, arrays["test_labels"], task.predict(net, inputs), cfg.evaluate, cfg.seed
         )
+        plots = layout.plots(STAGE)
+        task.write_plots(evaluation, plots)
+        task.explain(net, inputs, evaluation, cfg.evaluate, cfg.seed, plots)
         result = evaluation.metrics | {"test_records": len(np.unique(arrays["test_records"]))}
         write_json(layout.metrics(STAGE), result)
-        run_summary.log(tracked, result, layout.metrics(STAGE), plots, title)
+        task.log(tracked, result, layout.metrics(STAGE), plots, title)
     return result

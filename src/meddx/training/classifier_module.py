@@ -15,8 +15,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from meddx import metrics
 from meddx.errors import ConfigError
+from meddx.training import tasks
 from meddx.training.rng import RngInCheckpoints
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -45,19 +45,19 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         loss: nn.Module | None = None,
         channels_last: bool = False,
     ) -> None:
-        """`loss` (e.g. from `imbalance.build_loss`) replaces the task's default loss.
+        """`task` is the data facts' task key; `meddx.training.tasks` resolves it to the object
+        that turns logits into probabilities and scores validation. `loss` (the task's
+        configured loss) replaces its plain one.
 
         `mixup_alpha` > 0 trains on mixup pairs (Zhang et al., 2018): a regulariser for small
         training sets that, unlike label smoothing, also smooths the inputs between classes.
         """
         super().__init__()
-        if task not in metrics.TASKS:
-            raise ValueError(f"unknown task {task!r}; known: {metrics.TASKS}")
         if not mixup_alpha >= 0:
             raise ConfigError(f"Invalid mixup_alpha={mixup_alpha!r}: Beta parameter >= 0, 0 = off")
         self.mixup_alpha = float(mixup_alpha)
         self.net = net
-        self.task = task
+        self.task = tasks.of(task)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_interval = scheduler_interval
@@ -67,12 +67,9 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        if loss is not None:
-            self.loss = loss
-        elif task == "multi-label":
-            self.loss = nn.BCEWithLogitsLoss(pos_weight=class_weights)
-        else:
-            self.loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
+        self.loss = (
+            loss if loss is not None else self.task.plain_loss(class_weights, label_smoothing)
+        )
         self._val_scores: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
 
@@ -82,7 +79,7 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         return self.net(*inputs)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits) if self.task == "multi-label" else logits.softmax(dim=1)
+        return self.task.probabilities(logits)
 
     def _split(
         self, batch: tuple[torch.Tensor, ...]
@@ -129,7 +126,7 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         targets = targets.reshape(-1, *self._val_targets[0].shape[1:])
         self._val_scores.clear()
         self._val_targets.clear()
-        found = metrics.summary(self.task, targets.cpu().numpy(), scores.float().cpu().numpy())
+        found = self.task.summary(targets.cpu().numpy(), scores.float().cpu().numpy())
         for name, value in found.items():
             self.log(f"val_{name}", float(value), sync_dist=False, rank_zero_only=False)
 

@@ -16,14 +16,12 @@ from torch import nn
 
 from meddx.errors import ConfigError
 from meddx.io import write_json, write_text
-from meddx.metrics import summary
 from meddx.models import export
 from meddx.models.ensemble import Ensemble
 from meddx.models.ensemble import config as ensemble_config
-from meddx.models.predict import probabilities
 from meddx.paths import Layout
 from meddx.provenance import path_digest, run_key
-from meddx.training import batches, imbalance
+from meddx.training import batches, tasks
 from meddx.training.classifier_module import Classifier
 from meddx.training.fit import FitResult, discard, fit, seed_everything
 from meddx.training.history import history_csv
@@ -39,7 +37,7 @@ class ClassifierData:
 
     train: tuple[np.ndarray, ...]
     val: tuple[np.ndarray, ...]
-    task: str
+    task: str  # the data facts' task key, resolved by `meddx.training.tasks`
     class_names: list[str]
     net_kwargs: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)  # extra facts stored in model.pt
@@ -77,6 +75,7 @@ def _fit_member(
     seed = member_seed(cfg.seed, member)
     seed_everything(seed, cfg.trainer.num_threads)
     train_labels, num_classes = data.train[-1], len(data.class_names)
+    task = tasks.of(data.task)
     module = Classifier(
         net=export.build_net(model_cfg.net, **data.net_kwargs),
         task=data.task,
@@ -84,18 +83,12 @@ def _fit_member(
         scheduler=instantiate(model_cfg.scheduler) if model_cfg.scheduler else None,
         scheduler_interval=model_cfg.get("scheduler_interval", "epoch"),
         augment=augment,
-        loss=imbalance.build_loss(
-            data.task,
-            model_cfg.get("loss"),
-            train_labels,
-            num_classes,
-            label_smoothing=model_cfg.get("label_smoothing", 0.0),
-        ),
+        loss=task.loss(model_cfg, train_labels, num_classes),
         mixup_alpha=model_cfg.get("mixup_alpha", 0.0),
         channels_last=bool(cfg.trainer.get("channels_last", False)),
     )
     # Oversampling reweights the training split only; validation keeps its true distribution.
-    draw = imbalance.sample_weights(data.task, train_labels, num_classes, model_cfg.get("sampling"))
+    draw = task.sample_weights(model_cfg, train_labels, num_classes)
     train_sampler = batches.EpochBatchSampler(
         len(data.train[0]) if draw is None else draw,
         model_cfg.batch_size,
@@ -184,8 +177,10 @@ def train_classifier(
     else:
         net = Ensemble(members=[module.net for module, _, _ in fitted])
         net_cfg = OmegaConf.create(ensemble_config(model_cfg.net, size))
-        scores = probabilities(net, data.val[:-1], data.task, model_cfg.eval_batch_size)
-        found = summary(data.task, data.val[-1], scores)
+        task = tasks.of(data.task)
+        found = task.summary(
+            data.val[-1], task.predict(net, data.val[:-1], model_cfg.eval_batch_size)
+        )
         metrics = {f"best_val_{k}": float(v) for k, v in found.items()} | {
             "epochs": sum(result.epochs_run for _, result, _ in fitted),
         }

@@ -1,0 +1,119 @@
+"""What a task decides in evaluation: predictions on the test split, the figures of merit,
+the plot files, which cases an explanation grid shows, and the run's MLflow summary.
+
+The evaluation stages (`evaluate`, `evaluate_rnn`) call these through `of(info["task"])`, the
+task key that model.pt stores from the data facts, and never branch on it themselves. The
+training half of a task is `meddx.training.tasks`, keyed alike; a new task (segmentation)
+adds an entry to both `REGISTRY`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from omegaconf import DictConfig
+from torch import nn
+
+from meddx.errors import ConfigError
+from meddx.evaluation import case_grids, plot_files, run_summary, scoring
+from meddx.metrics import TASKS
+from meddx.models import predict
+from meddx.tracking import StageRun
+
+
+class EvaluationTask(Protocol):
+    """The evaluation decisions of one task; `kind` is its key in the data facts."""
+
+    kind: str
+
+    def predict(self, net: nn.Module, inputs: tuple[np.ndarray, ...]) -> np.ndarray: ...
+
+    def score(
+        self,
+        names: list[str],
+        y_true: np.ndarray,
+        scores: np.ndarray,
+        settings: DictConfig,
+        seed: int,
+    ) -> Any: ...
+
+    def write_plots(self, evaluation: Any, plots: Path) -> list[Path]: ...
+
+    def explain(
+        self,
+        net: nn.Module,
+        inputs: tuple[np.ndarray, ...],
+        evaluation: Any,
+        settings: DictConfig,
+        seed: int,
+        plots: Path,
+    ) -> Path | None: ...
+
+    def log(
+        self, run: StageRun, result: dict[str, Any], metrics_path: Path, plots: Path, title: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Test figures with bootstrap CIs, ROC/PR/calibration/confusion plots, and a grid of
+    correct and wrong cases per class (Grad-CAM over images and volumes, saliency over ECG
+    beats with their RR features)."""
+
+    kind: str
+
+    def predict(self, net: nn.Module, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        return predict.probabilities(net, inputs, self.kind)
+
+    def score(
+        self,
+        names: list[str],
+        y_true: np.ndarray,
+        scores: np.ndarray,
+        settings: DictConfig,
+        seed: int,
+    ) -> scoring.Evaluation:
+        return scoring.score(self.kind, names, y_true, scores, settings, seed)
+
+    def write_plots(self, evaluation: scoring.Evaluation, plots: Path) -> list[Path]:
+        return plot_files.write_plots(evaluation, plots)
+
+    def explain(
+        self,
+        net: nn.Module,
+        inputs: tuple[np.ndarray, ...],
+        evaluation: scoring.Evaluation,
+        settings: DictConfig,
+        seed: int,
+        plots: Path,
+    ) -> Path | None:
+        """`plots/gradcam.png` for an image or volume input, `plots/saliency.png` for beats."""
+        per_outcome = settings.gradcam.per_class
+        if len(inputs) == 1:
+            return case_grids.explain(
+                net, inputs[0], evaluation, self.kind, per_outcome, seed, plots / "gradcam.png"
+            )
+        beats, rr = inputs
+        return case_grids.explain_beats(
+            net, beats, rr, evaluation, per_outcome, seed, plots / "saliency.png"
+        )
+
+    def log(
+        self, run: StageRun, result: dict[str, Any], metrics_path: Path, plots: Path, title: str
+    ) -> None:
+        run_summary.log(run, result, metrics_path, plots, title)
+
+
+# What model.pt's `task` names -> the task; a new task adds its entry here (a test may add its own).
+REGISTRY: dict[str, Callable[[str], EvaluationTask]] = dict.fromkeys(TASKS, Classification)
+
+
+def of(kind: str) -> EvaluationTask:
+    """The evaluation half of the task a model was trained for."""
+    if kind not in REGISTRY:
+        raise ConfigError(f"unknown task {kind!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[kind](kind)
