@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import REPO, mirror
+from common import REPO, mirror, project
 from omegaconf import DictConfig
 
-from meddx.config import compose
 from meddx.data import qrs
 from meddx.data.beat_spec import BeatSpec
 from meddx.data.ecg_beat_extraction import aami_labels, beat_positions
@@ -42,7 +41,6 @@ from meddx.evaluation.ecg_predict import classify
 from meddx.io import write_json, write_text
 from meddx.models import export
 from meddx.paths import Layout
-from meddx.tracking.uri import tracking_uri
 
 OUT = REPO / "reports" / "benchmarks"
 STAGES = ("acquire_ecg", "preprocess_ecg", "train_rnn", "evaluate_rnn")
@@ -50,18 +48,13 @@ CLASSES = ("N", "S", "V", "F")
 
 
 def pipeline(seed: int, work: Path, overrides: list[str]) -> DictConfig:
-    project = compose([], conf_dir=REPO / "conf")
-    cfg = compose(
-        [
-            "+experiment=mitbih_interpatient",
-            f"seed={seed}",
-            f"paths.root={work}",
-            f"paths.mirror={mirror('mitbih')}",
-            f"tracking.uri={tracking_uri(project)}",
-            "tracking.experiment=bench-ds2-detected",
-            *overrides,
-        ],
-        conf_dir=REPO / "conf",
+    cfg = project(
+        work,
+        "+experiment=mitbih_interpatient",
+        f"seed={seed}",
+        f"paths.mirror={mirror('mitbih')}",
+        *overrides,
+        experiment="bench-ds2-detected",
     )
     if os.environ.get("REUSE") and Layout.of(cfg).metrics("evaluate_rnn").is_file():
         return cfg  # score the model trained by the last run again (REUSE=1)

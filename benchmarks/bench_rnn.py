@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meddx.config import compose
-from meddx.io import write_json, write_text
-from meddx.tracking.uri import tracking_uri
+from common import REPO, project
 
-REPO = Path(__file__).resolve().parents[1]
+from meddx.io import write_json, write_text
+
 OUT = REPO / "reports" / "benchmarks"
 DATA_STAGES = ("acquire_ecg", "preprocess_ecg")
 CLASSES = ("N", "S", "V", "F")
@@ -48,17 +47,8 @@ def _stage(name: str) -> Any:
 
 
 def one_seed(seed: int, work: Path, overrides: list[str]) -> dict[str, Any]:
-    project = compose([], conf_dir=REPO / "conf")
-    cfg = compose(
-        [
-            "+experiment=mitbih_interpatient",
-            f"seed={seed}",
-            f"paths.root={work}",
-            f"tracking.uri={tracking_uri(project)}",
-            "tracking.experiment=bench-rnn",
-            *overrides,
-        ],
-        conf_dir=REPO / "conf",
+    cfg = project(
+        work, "+experiment=mitbih_interpatient", f"seed={seed}", *overrides, experiment="bench-rnn"
     )
     started = time.perf_counter()
     for name in DATA_STAGES:

@@ -6,7 +6,6 @@ import base64
 import http.server
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import servers
 from conftest import CONF, REPO, TINY_IMAGES
 from meddx import cli
 from meddx.config import compose
@@ -30,12 +30,6 @@ from meddx.stages import acquire_images, preprocess_images, train_cnn
 # Planted credentials: they must never appear in any output or file.
 PLANTED = "PLANTED-pw-7f3a"
 PLANTED_ENV = "PLANTED-env-91c2"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 10) -> Any:
@@ -55,52 +49,8 @@ def _post(url: str, payload: dict[str, Any]) -> Any:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real `mlflow server` for the module (it takes seconds to start); always stopped."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below, after the process
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    output = (root / "server.log").read_text()
-                    pytest.fail(f"mlflow server did not start:\n{output}", pytrace=False)
-                time.sleep(0.5)
+    with servers.mlflow_server(f"sqlite:///{root / 'mlflow.db'}", root / "artifacts", 1) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and the uvicorn worker it started
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
 
 
 class _Guard(http.server.BaseHTTPRequestHandler):

@@ -8,6 +8,8 @@ without any download.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from meddx.data.npz import SPLITS
@@ -69,20 +71,35 @@ def make_image(
     return (image * 255).round().astype(np.uint8)
 
 
-def generate(
-    num_classes: int, sizes: dict[str, int], image_size: int, channels: int, noise: float, seed: int
+def balanced_splits(
+    num_classes: int,
+    sizes: dict[str, int],
+    seed: int,
+    make: Callable[[np.random.Generator, int], np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """Balanced splits in the MedMNIST layout; the same arguments give the same bytes."""
-    if not 2 <= num_classes <= len(SHAPES):
-        raise ValueError(f"num_classes must be within 2..{len(SHAPES)}, got {num_classes}")
+    """Balanced, shuffled labels per split and `make(rng, label)` for each sample: the layout
+    every synthetic source (images, volumes) writes; one generator per split, so a split's
+    bytes do not depend on the size of another."""
     arrays: dict[str, np.ndarray] = {}
     for offset, split in enumerate(SPLITS):
         rng = np.random.default_rng([seed, offset])
         n = int(sizes[split])
         labels = np.arange(n) % num_classes
         rng.shuffle(labels)
-        arrays[f"{split}_images"] = np.stack(
-            [make_image(rng, int(label), image_size, channels, noise) for label in labels]
-        )
+        arrays[f"{split}_images"] = np.stack([make(rng, int(label)) for label in labels])
         arrays[f"{split}_labels"] = labels.reshape(-1, 1).astype(np.uint8)
     return arrays
+
+
+def generate(
+    num_classes: int, sizes: dict[str, int], image_size: int, channels: int, noise: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Balanced splits in the MedMNIST layout; the same arguments give the same bytes."""
+    if not 2 <= num_classes <= len(SHAPES):
+        raise ValueError(f"num_classes must be within 2..{len(SHAPES)}, got {num_classes}")
+    return balanced_splits(
+        num_classes,
+        sizes,
+        seed,
+        lambda rng, label: make_image(rng, label, image_size, channels, noise),
+    )

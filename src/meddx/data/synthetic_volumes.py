@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meddx.data.npz import SPLITS
+from meddx.data.synthetic_images import balanced_splits
 
 SHAPES = ("ball", "cube", "shell", "cross")
 
@@ -76,14 +76,6 @@ def generate(
     """Balanced splits in the `.npz` layout; the same arguments give the same bytes."""
     if not 2 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes must be within 2..{len(SHAPES)}, got {num_classes}")
-    arrays: dict[str, np.ndarray] = {}
-    for offset, split in enumerate(SPLITS):
-        rng = np.random.default_rng([seed, offset])
-        n = int(sizes[split])
-        labels = np.arange(n) % num_classes
-        rng.shuffle(labels)
-        arrays[f"{split}_images"] = np.stack(
-            [make_volume(rng, int(label), volume_size, noise) for label in labels]
-        )
-        arrays[f"{split}_labels"] = labels.reshape(-1, 1).astype(np.uint8)
-    return arrays
+    return balanced_splits(
+        num_classes, sizes, seed, lambda rng, label: make_volume(rng, label, volume_size, noise)
+    )
