@@ -115,14 +115,16 @@ def test_four_workers_on_a_postgresql_study_keep_every_trial_when_one_is_killed(
             stage.wait()
 
     trials = _trials(storage, name)
-    assert len(trials) == n_trials, log.read_text()[-3000:]
+    # The budget is checked as each trial ends (Optuna's MaxTrialsCallback): workers that end
+    # trials at the same moment may each start one more, so 4 workers overshoot by at most 3.
+    assert n_trials <= len(trials) <= n_trials + 3, log.read_text()[-3000:]
     kept = {t.number: (t.value, t.params) for t in trials if t.state == COMPLETE}
     assert completed.items() <= kept.items()  # no completed trial lost or changed
     unfinished = [t for t in trials if t.state != COMPLETE]
     assert [t.number for t in unfinished] in ([], [victim.number])  # only the killed trial
-    assert len({t.params["lr"] for t in trials}) == n_trials  # no trial run twice
+    assert len({t.params["lr"] for t in trials}) == len(trials)  # no trial run twice
     runs = [t.user_attrs["mlflow_run_id"] for t in trials if t.state == COMPLETE]
-    assert len(set(runs)) == len(runs) >= n_trials - 1  # one MLflow run per trial
+    assert len(set(runs)) == len(runs) == len(trials) - len(unfinished)  # one run per trial
     assert len({t.user_attrs["worker"] for t in trials}) == 4
     assert f"meddx-tune-{victim.user_attrs['worker']}" in log.read_text()
 

@@ -3,7 +3,9 @@
 Finished and running trials count, except trials that a killed stage left RUNNING (orphans):
 the next execution fails them through `Study.tell` and records their numbers on the study, and
 the budget grows by that many. Optuna's `MaxTrialsCallback` ends a worker's search once the
-counted trials reach the budget, whichever worker ran them.
+counted trials reach the budget, whichever worker ran them. It is checked as each trial ends,
+so one worker spends the budget exactly; k workers that end trials at the same moment may each
+start one more (at most k - 1 over): a trial cannot be withdrawn once the storage numbered it.
 """
 
 from __future__ import annotations
