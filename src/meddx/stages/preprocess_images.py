@@ -78,11 +78,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         unit = {s: channel_first(raw[f"{s}_images"], spatial_dims) for s in SPLITS}
         pixels = {s: pixel_stats(unit[s]) for s in SPLITS}  # in [0, 1], before scaling
         images, norm = scale_intensity(unit, spec.intensity)
-        labels = tasks.of(dataset.task)
+        label_rules = tasks.of(dataset.task)
         out: dict[str, np.ndarray] = {}
         for split in SPLITS:
             out[f"{split}_images"] = images[split]
-            out[f"{split}_labels"] = labels.encode(raw[f"{split}_labels"])
+            out[f"{split}_labels"] = label_rules.encode(raw[f"{split}_labels"])
         save_npz(layout.processed_images, out, compress=False)
         stats: dict[str, Any] = split_counts(raw, dataset.task, list(dataset.class_names))
         for split in SPLITS:
