@@ -1,10 +1,11 @@
-"""The task seam: a task the data facts name decides loss, validation figures, test scoring,
-plots and the run summary, and the stages only call it.
+"""The task seam: a task the data facts name decides label validation and encoding, split
+counts, sample grids, loss, validation figures, test scoring, plots and the run summary, and
+the stages only call it.
 
 The proof is a second task defined here and nowhere in src/ (a regression of each image's mean
-brightness, nothing like classification): registered in the two task registries, it goes
-through the unchanged `train_cnn` and `evaluate` stages, and what they write is what the task
-decided.
+brightness, nothing like classification): registered in the three task registries, it goes
+through the unchanged `preprocess_images`, `train_cnn` and `evaluate` stages, and what they
+write is what the task decided.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import pytest
 import torch
 from torch import nn
 
-from meddx.data.npz import save_npz
-from meddx.errors import ConfigError
+from meddx.data import tasks as data_tasks
+from meddx.data.npz import load_npz, save_npz
+from meddx.errors import ConfigError, DataError
 from meddx.evaluation import tasks as evaluation_tasks
 from meddx.io import write_json
 from meddx.paths import Layout
-from meddx.stages import evaluate, train_cnn
+from meddx.stages import evaluate, preprocess_images, train_cnn
 from meddx.training import tasks as training_tasks
 
 KIND = "brightness"
@@ -50,6 +52,27 @@ def _predict(net: nn.Module, inputs: tuple[np.ndarray, ...], batch_size: int = 5
 
 def _squared_error(targets: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean((scores[:, 0] - targets.reshape(-1)) ** 2))
+
+
+class BrightnessLabels:
+    """One brightness in [0, 1] per image, stored as floats; every image is in the one grid."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def check(self, name: str, labels: np.ndarray, num_classes: int) -> None:
+        flat = labels.reshape(len(labels), -1)
+        if flat.shape[1] != 1 or not ((flat >= 0) & (flat <= 1)).all():
+            raise DataError(f"{name} holds brightnesses outside [0, 1] or more than one each")
+
+    def encode(self, labels: np.ndarray) -> np.ndarray:
+        return labels.reshape(-1).astype(np.float32)
+
+    def class_counts(self, labels: np.ndarray, num_classes: int) -> np.ndarray:
+        return np.array([len(labels)])
+
+    def members(self, labels: np.ndarray, k: int) -> np.ndarray:
+        return np.arange(len(labels))
 
 
 class BrightnessTraining:
@@ -113,22 +136,61 @@ class BrightnessEvaluation:
 
 @pytest.fixture
 def brightness_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(data_tasks.REGISTRY, KIND, BrightnessLabels)
     monkeypatch.setitem(training_tasks.REGISTRY, KIND, BrightnessTraining)
     monkeypatch.setitem(evaluation_tasks.REGISTRY, KIND, BrightnessEvaluation)
     monkeypatch.setattr(BrightnessEvaluation, "calls", [])
 
 
-def _write_processed(layout: Layout) -> None:
-    """Preprocessed splits as preprocess_images writes them, labelled with mean brightness."""
+BRIGHTNESS_DATA = (
+    f"data.image.task={KIND}",
+    "data.image.name=brightness",
+    "data.image.class_names=[brightness]",
+    "data.image.size=16",
+    "data.image.intensity=unit",
+)
+
+
+def _write_raw(layout: Layout) -> dict[str, np.ndarray]:
+    """Raw splits as acquire_images writes them, labelled with each image's mean brightness."""
     rng = np.random.default_rng(0)
     arrays = {}
     for split, n in (("train", 64), ("val", 32), ("test", 32)):
-        images = rng.random((n, 1, 16, 16), dtype=np.float32)
+        images = rng.integers(0, 256, (n, 16, 16), dtype=np.uint8)
         arrays[f"{split}_images"] = images
-        arrays[f"{split}_labels"] = images.mean(axis=(1, 2, 3)).astype(np.float32)
-    save_npz(layout.processed_images, arrays)
-    facts = {"name": "brightness", "task": KIND, "class_names": ["brightness"], "num_classes": 1}
-    write_json(layout.processed_images_meta, facts | {"channels": 1, "size": 16})
+        arrays[f"{split}_labels"] = (images.mean(axis=(1, 2)) / 255).astype(np.float32)[:, None]
+    save_npz(layout.raw_images, arrays)
+    return arrays
+
+
+def test_a_task_registered_outside_src_decides_what_preprocessing_stores_and_counts(
+    make_cfg, brightness_task
+) -> None:
+    cfg = make_cfg(*BRIGHTNESS_DATA)
+    layout = Layout.of(cfg)
+    raw = _write_raw(layout)
+
+    stats = preprocess_images.run(cfg)
+
+    processed = load_npz(layout.processed_images)
+    assert processed["train_labels"].dtype == np.float32
+    np.testing.assert_array_equal(processed["test_labels"], raw["test_labels"][:, 0])
+    assert stats["train"]["n"] == stats["train"]["class_brightness"] == 64
+    grids = sorted(p.name for p in (layout.plots("preprocess_images") / "samples").iterdir())
+    assert grids == ["0_brightness.png"]
+
+
+def test_labels_the_task_refuses_fail_preprocessing_with_the_task_s_message(
+    make_cfg, brightness_task
+) -> None:
+    cfg = make_cfg(*BRIGHTNESS_DATA)
+    layout = Layout.of(cfg)
+    arrays = _write_raw(layout)
+    arrays["val_labels"][3] = 1.5
+    save_npz(layout.raw_images, arrays)
+
+    with pytest.raises(DataError, match=r"images\.npz: val_labels holds brightnesses outside"):
+        preprocess_images.run(cfg)
 
 
 @pytest.mark.slow
@@ -142,9 +204,11 @@ def test_a_task_registered_outside_src_goes_through_the_training_and_evaluation_
         "cnn.batch_size=16",
         "cnn.monitor=val_neg_mse",
         "evaluate.register=false",
+        *BRIGHTNESS_DATA,
     )
+    _write_raw(Layout.of(cfg))
+    preprocess_images.run(cfg)
     layout = Layout.of(cfg)
-    _write_processed(layout)
 
     trained = train_cnn.run(cfg)
     tested = evaluate.run(cfg)
@@ -159,7 +223,7 @@ def test_a_task_registered_outside_src_goes_through_the_training_and_evaluation_
     assert BrightnessEvaluation.calls == ["predict", "score", "write_plots", "explain", "log"]
 
 
-@pytest.mark.parametrize("registry", [training_tasks, evaluation_tasks])
+@pytest.mark.parametrize("registry", [data_tasks, training_tasks, evaluation_tasks])
 def test_a_task_no_registry_knows_is_refused_by_name(registry) -> None:
     with pytest.raises(ConfigError, match=r"unknown task 'segmentation'.*multi-label"):
         registry.of("segmentation")
@@ -167,6 +231,7 @@ def test_a_task_no_registry_knows_is_refused_by_name(registry) -> None:
 
 @pytest.mark.parametrize("kind", ["binary", "multi-class", "multi-label", "ordinal"])
 def test_every_label_kind_of_classification_resolves_to_classification(kind: str) -> None:
+    assert isinstance(data_tasks.of(kind), data_tasks.Classification)
     assert isinstance(training_tasks.of(kind), training_tasks.Classification)
     assert isinstance(evaluation_tasks.of(kind), evaluation_tasks.Classification)
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from meddx.data.array_checks import check_finite, check_label_range
 from meddx.data.ecg_beat_extraction import RR_FEATURES
 from meddx.data.npz import SPLITS
-from meddx.data.validate import check_finite, check_label_range
 from meddx.errors import ConfigError, DataError
 
 SPLIT_MODES = ("inter-patient", "intra-patient")

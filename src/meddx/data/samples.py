@@ -13,17 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from meddx.data import tasks
 from meddx.io import atomic_path
 
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "class"
-
-
-def class_members(labels: np.ndarray, task: str, k: int) -> np.ndarray:
-    if task == "multi-label":
-        return np.flatnonzero(labels.reshape(len(labels), -1)[:, k] == 1)
-    return np.flatnonzero(labels.reshape(-1) == k)
 
 
 def central_slices(volumes: np.ndarray, gap: int = 1) -> np.ndarray:
@@ -94,10 +89,11 @@ def write_class_grids(
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.png"):
         stale.unlink()
+    rules = tasks.of(task)  # which samples a class's grid may show
     rng = np.random.default_rng(seed)
     written = []
     for k, name in enumerate(class_names):
-        members = class_members(labels, task, k)
+        members = rules.members(labels, k)
         chosen = np.sort(rng.choice(members, size=min(rows * cols, len(members)), replace=False))
         path = out_dir / f"{k}_{slug(name)}.png"
         mosaic = tile(images[chosen], rows, cols)

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from meddx.data import tasks
 from meddx.data.npz import SPLITS
 
 
@@ -15,12 +16,8 @@ def class_key(name: str) -> str:
 
 
 def class_counts(labels: np.ndarray, task: str, class_names: list[str]) -> dict[str, int]:
-    """Images per class (multi-label: positives per class), keyed by `class_key`."""
-    counts = (
-        labels.reshape(len(labels), -1).sum(axis=0)
-        if task == "multi-label"
-        else np.bincount(labels.reshape(-1).astype(np.int64), minlength=len(class_names))
-    )
+    """Samples per class, as the task counts them (`meddx.data.tasks`), keyed by `class_key`."""
+    counts = tasks.of(task).class_counts(labels, len(class_names))
     return {class_key(name): int(count) for name, count in zip(class_names, counts, strict=True)}
 
 

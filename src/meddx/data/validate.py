@@ -1,8 +1,9 @@
 """Checks every image dataset passes before anything trains on it, synthetic ones included.
 
 Each failure is a DataError that names the split, the array and the offending indices, so
-the user can find the bad sample instead of debugging a NaN loss three stages later. The
-per-array checks (`check_finite`, `check_label_range`) serve the ECG checks too.
+the user can find the bad sample instead of debugging a NaN loss three stages later. Which
+labels are valid is the task's (`meddx.data.tasks`); the per-array checks are
+`meddx.data.array_checks`, which the ECG checks use too.
 """
 
 from __future__ import annotations
@@ -13,35 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from meddx.data import tasks
+from meddx.data.array_checks import MAX_LISTED, check_finite
 from meddx.data.npz import AXES, SPATIAL_DIMS, SPLITS, load_npz
 from meddx.errors import DataError
-
-MAX_LISTED = 10
-
-
-def listed(indices: np.ndarray | list[int]) -> str:
-    """The first MAX_LISTED offending indices, and how many more there are."""
-    items = list(map(int, indices[:MAX_LISTED]))
-    more = len(indices) - len(items)
-    return f"{items}" + (f" and {more} more" if more > 0 else "")
-
-
-def check_finite(name: str, values: np.ndarray) -> None:
-    """No NaN or infinity in any sample (row) of a float array."""
-    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
-    if len(bad):
-        raise DataError(f"{name} holds NaN or infinite values at indices {listed(bad)}")
-
-
-def check_label_range(name: str, labels: np.ndarray, num_classes: int) -> None:
-    """Every class index of a 1-D label array lies in 0..num_classes-1."""
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if len(bad):
-        raise DataError(
-            f"{name} holds labels outside 0..{num_classes - 1} at indices {listed(bad)} "
-            f"(values {sorted(set(labels[bad[:MAX_LISTED]].tolist()))})"
-        )
-
 
 Duplicate = tuple[str, int, str, int]  # (split, index, other split, other index)
 
@@ -104,7 +80,7 @@ def check_image_splits(
             raise DataError(f"{name} has dtype {images.dtype}; expected integers or floats")
         if np.issubdtype(images.dtype, np.floating):
             check_finite(name, images)
-        _check_labels(split, labels, num_classes, task)
+        tasks.of(task).check(f"{split}_labels", labels, num_classes)
     if len(shapes) != 1:
         raise DataError(f"splits disagree on the image shape: {sorted(shapes)}")
     return check_no_leakage(arrays, tolerated)
@@ -131,23 +107,6 @@ def read_image_file(
         return arrays, found
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
-
-
-def _check_labels(split: str, labels: np.ndarray, num_classes: int, task: str) -> None:
-    name = f"{split}_labels"
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{name} has dtype {labels.dtype}; expected integers")
-    if task == "multi-label":
-        if labels.ndim != 2 or labels.shape[1] != num_classes:
-            raise DataError(f"{name} has shape {labels.shape}; expected (N, {num_classes})")
-        bad = np.flatnonzero(((labels != 0) & (labels != 1)).any(axis=1))
-        if len(bad):
-            raise DataError(f"{name} holds values other than 0/1 at indices {listed(bad)}")
-        return
-    flat = labels.reshape(len(labels), -1)
-    if flat.shape[1] != 1:
-        raise DataError(f"{name} has shape {labels.shape}; expected (N,) or (N, 1)")
-    check_label_range(name, flat[:, 0], num_classes)
 
 
 def _digests(images: np.ndarray) -> list[bytes]:

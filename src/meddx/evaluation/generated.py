@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from meddx import metrics
 from meddx.data.intensity import processed_to_unit
 from meddx.errors import ConfigError, DataError
 from meddx.models import export
-from meddx.models.predict import probabilities
+from meddx.training import tasks
 from meddx.training.classifier_training import ClassifierData
 from meddx.training.generative import (
     Memorisation,
@@ -95,9 +94,11 @@ def training_sets(
 
 
 def summary_on_test(model_path: Path, test: Split, task: str) -> dict[str, float]:
-    """AUC, ACC and balanced ACC of an exported classifier on the real test split."""
+    """The task's test summary (classification: AUC, ACC, balanced ACC) of an exported
+    classifier on the real test split."""
     net, _ = export.load(model_path)
-    return metrics.summary(task, test[1], probabilities(net, (test[0],), task))
+    scorer = tasks.of(task)
+    return scorer.summary(test[1], scorer.predict(net, (test[0],)))
 
 
 def usefulness(

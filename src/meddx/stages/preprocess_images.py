@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from meddx.data import tasks
 from meddx.data.image_facts import image_facts
 from meddx.data.intensity import channel_first
 from meddx.data.medmnist import tolerated_duplicates
@@ -56,12 +57,6 @@ def scale_intensity(
     raise ConfigError(f"data.image.intensity={mode!r} is not known; known: {list(INTENSITY_MODES)}")
 
 
-def labels_for(task: str, labels: np.ndarray) -> np.ndarray:
-    if task == "multi-label":
-        return labels.astype(np.float32)
-    return labels.reshape(-1).astype(np.int64)
-
-
 def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     spec = cfg.data.image
@@ -83,10 +78,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         unit = {s: channel_first(raw[f"{s}_images"], spatial_dims) for s in SPLITS}
         pixels = {s: pixel_stats(unit[s]) for s in SPLITS}  # in [0, 1], before scaling
         images, norm = scale_intensity(unit, spec.intensity)
+        label_rules = tasks.of(dataset.task)
         out: dict[str, np.ndarray] = {}
         for split in SPLITS:
             out[f"{split}_images"] = images[split]
-            out[f"{split}_labels"] = labels_for(dataset.task, raw[f"{split}_labels"])
+            out[f"{split}_labels"] = label_rules.encode(raw[f"{split}_labels"])
         save_npz(layout.processed_images, out, compress=False)
         stats: dict[str, Any] = split_counts(raw, dataset.task, list(dataset.class_names))
         for split in SPLITS:
