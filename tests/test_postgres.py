@@ -45,13 +45,17 @@ def _env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **extra}
 
 
+def _is_worker(child: psutil.Process) -> bool:
+    try:
+        return "spawn_main" in " ".join(child.cmdline())
+    except psutil.ZombieProcess:
+        return False  # a short-lived helper (git for the provenance tags) not yet reaped
+
+
 def _workers(stage: int) -> list[int]:
-    """The pids of the stage's spawned tune workers, in the order they were started."""
-    children = [
-        child
-        for child in psutil.Process(stage).children(recursive=True)
-        if "spawn_main" in " ".join(child.cmdline())
-    ]
+    """The pids of the stage's spawned tune workers (its direct children), in the order they
+    were started: the index is the worker number the trials record."""
+    children = [c for c in psutil.Process(stage).children() if _is_worker(c)]
     return [child.pid for child in sorted(children, key=lambda c: (c.create_time(), c.pid))]
 
 
