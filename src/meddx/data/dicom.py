@@ -140,7 +140,7 @@ def deidentify(ds: Dataset) -> Dataset:
 
 
 @contextmanager
-def _decoding(where: str, what: str) -> Iterator[None]:
+def decoding(where: str, what: str) -> Iterator[None]:
     """Any failure of pydicom on a malformed file as a DataError naming its labels.csv line.
 
     pydicom converts element values lazily, when they are first read, and its pixel handlers
@@ -155,16 +155,16 @@ def _decoding(where: str, what: str) -> Iterator[None]:
         raise DataError(f"{where}: {what} ({type(exc).__name__}: {exc})") from None
 
 
-def read_pixels(path: Path, where: str) -> np.ndarray:
-    """De-identified float pixels `(H, W)` or `(H, W, 3)` in modality units (e.g. HU for CT).
+def read_dataset(path: Path, where: str, what: str = "not a readable DICOM file") -> Dataset:
+    """The de-identified dataset of one DICOM file; one with burned-in text is refused.
 
     `where` names the file for error messages without naming its path (which may itself
-    hold a patient name): the caller passes e.g. "labels.csv line 7".
+    hold a patient name): the caller passes e.g. "labels.csv line 7"; `what` says what
+    was wrong when pydicom cannot read it.
     """
     import pydicom
-    from pydicom.pixels import apply_modality_lut
 
-    with _decoding(where, "not a readable DICOM file"):
+    with decoding(where, what):
         ds = deidentify(pydicom.dcmread(path))
         burned = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
     if burned:
@@ -172,7 +172,18 @@ def read_pixels(path: Path, where: str) -> np.ndarray:
             f"{where}: the DICOM file declares burned-in annotations (text in the "
             "pixels that de-identification cannot remove); leave it out"
         )
-    with _decoding(where, "cannot decode the DICOM pixel data"):
+    return ds
+
+
+def read_pixels(path: Path, where: str) -> np.ndarray:
+    """De-identified float pixels `(H, W)` or `(H, W, 3)` in modality units (e.g. HU for CT).
+
+    `where` names the file for error messages without naming its path (see read_dataset).
+    """
+    from pydicom.pixels import apply_modality_lut
+
+    ds = read_dataset(path, where)
+    with decoding(where, "cannot decode the DICOM pixel data"):
         pixels = ds.pixel_array
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         samples = int(ds.get("SamplesPerPixel", 1))

@@ -1,4 +1,6 @@
-"""The user's own images (`data/image=folder`): PNG/JPEG, DICOM or NIfTI plus `labels.csv`.
+"""The user's own images (`data/image=folder`): PNG/JPEG, DICOM or NIfTI plus `labels.csv`,
+or their own volumes (`data/image=folder3d`, `spatial_dims: 3`): NIfTI files and DICOM series
+folders, read by meddx.data.volume_readers and standardised by meddx.data.standardise.
 
 `labels.csv` has the columns `file,label[,split]`: `file` relative to the folder, `label` a
 class name from `data.image.class_names` or its index (multi-label: several joined by `;`),
@@ -33,11 +35,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from meddx.data.npz import SPLITS
+from meddx.data.volume_readers import NIFTI_SUFFIXES
 from meddx.errors import ConfigError, DataError
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Row:
 
 
 def kind_of(path: Path) -> str:
+    if path.is_dir():
+        return "series"
     name = path.name.lower()
     for kind, suffixes in (
         ("pil", PIL_SUFFIXES),
@@ -123,7 +127,7 @@ def _rows(
             raise DataError(f"{where}: split {split!r} is not one of {list(SPLITS)}")
         try:  # the error holds no name: the name may be a patient's
             path = inside(folder, cells["file"].strip(), where)
-            found = path.is_file()
+            found = path.is_file() or path.is_dir()  # a folder: one DICOM series
         except (ValueError, OSError) as exc:  # a NUL byte, a name too long for the system
             raise DataError(
                 f"{where}: the file name it gives is not a usable path ({type(exc).__name__})"
@@ -193,12 +197,20 @@ def check_listed_once(rows: list[Row], splits: list[str]) -> None:
             )
 
 
+def _digest(path: Path) -> str:
+    """A file's bytes, or a series folder's files whatever their names and order."""
+    if path.is_dir():
+        parts = sorted(_digest(p) for p in path.iterdir() if p.is_file())
+        return hashlib.blake2b("".join(parts).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+
+
 def check_duplicate_files(rows: list[Row], splits: list[str]) -> None:
-    """Byte-identical files in two splits, reported by csv line before any decoding."""
+    """Byte-identical files (or series folders) in two splits, by csv line, before decoding."""
     first: dict[str, tuple[int, str]] = {}
     clashes = []
     for row, split in zip(rows, splits, strict=True):
-        digest = hashlib.blake2b(row.path.read_bytes(), digest_size=16).hexdigest()
+        digest = _digest(row.path)
         seen = first.setdefault(digest, (row.line, split))
         if seen[1] != split:
             clashes.append(f"line {seen[0]} ({seen[1]}) = line {row.line} ({split})")
@@ -219,6 +231,11 @@ def load_image(row: Row) -> tuple[np.ndarray, float | None]:
 
 def _decode(row: Row) -> tuple[np.ndarray, float | None]:
     kind = kind_of(row.path)
+    if kind == "series":
+        raise DataError(
+            f"{row.where}: names a folder (a DICOM series); volumes need "
+            "data.image.spatial_dims=3 (see conf/data/image/folder3d.yaml)"
+        )
     if kind == "dicom":
         from meddx.data.dicom import read_pixels
 
@@ -293,8 +310,50 @@ def _transform(
     return apply
 
 
+Sampler = Callable[[Row], np.ndarray]
+
+
+def _image_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...]]:
+    """One uint8 image per row, and the shape of one."""
+    window = list(spec.folder.window) if spec.folder.window is not None else None
+    transform = _transform(spec.size, spec.channels, window)
+
+    def sample(row: Row) -> np.ndarray:
+        pixels, full_scale = load_image(row)
+        try:
+            return transform(pixels, full_scale)
+        except DataError as exc:
+            raise DataError(f"{row.where}: {exc}") from None
+
+    return sample, (spec.size, spec.size) + ((spec.channels,) if spec.channels > 1 else ())
+
+
+def _volume_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...]]:
+    """One standardised uint8 volume per row (meddx.data.standardise), and the shape of one."""
+    from meddx.data.standardise import standardisation, transform
+    from meddx.data.volume_readers import read_volume
+
+    if int(spec.channels) != 1:
+        raise ConfigError(f"data.image.channels={spec.channels}: volumes have 1 channel")
+    if spec.folder.window is not None:
+        raise ConfigError(
+            "data.image.folder.window is the 2-D images' window; for volumes set "
+            "data.image.standardise.window (CT, in HU) and leave folder.window null"
+        )
+    standardise = transform(standardisation(spec))
+
+    def sample(row: Row) -> np.ndarray:
+        return standardise(read_volume(row.path, row.where), row.where)
+
+    return sample, (spec.size,) * 3
+
+
 def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray]:
-    """The folder described by `spec.folder` as arrays in the MedMNIST layout."""
+    """The folder described by `spec.folder` as arrays in the MedMNIST layout.
+
+    `data.image.spatial_dims: 3` reads volumes (NIfTI files, DICOM series folders) instead
+    of images; the labels, splits and checks are the same.
+    """
     options = spec.folder
     if not options.path:
         raise ConfigError(
@@ -310,19 +369,14 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
     splits = assign_splits(rows, options.val_fraction, options.test_fraction, seed)
     check_listed_once(rows, splits)
     check_duplicate_files(rows, splits)
-    window = list(options.window) if options.window is not None else None
-    transform = _transform(spec.size, spec.channels, window)
+    volumes = int(spec.get("spatial_dims", 2)) == 3
+    sample, shape = (_volume_sampler if volumes else _image_sampler)(spec)
     images: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     labels: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     for row, split in zip(rows, splits, strict=True):
-        pixels, full_scale = load_image(row)
-        try:
-            images[split].append(transform(pixels, full_scale))
-        except DataError as exc:
-            raise DataError(f"{row.where}: {exc}") from None
+        images[split].append(sample(row))
         labels[split].append(row.label)
     arrays: dict[str, np.ndarray] = {}
-    shape = (spec.size, spec.size) + ((spec.channels,) if spec.channels > 1 else ())
     width = len(class_names) if spec.task == "multi-label" else 1
     for split in SPLITS:
         arrays[f"{split}_images"] = (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from meddx.data import medmnist
+from meddx.data.standardise import Standardisation, standardisation
 from meddx.errors import ConfigError
 
 # Keys a dataset config without a registry entry states, and a registry entry states instead.
@@ -25,6 +26,9 @@ class ImageFacts:
     class_names: tuple[str, ...]
     channels: int
     spatial_dims: int  # 2: images (N, H, W[, C]); 3: volumes (N, D, H, W[, C])
+    # How the user's own volumes are resampled and scaled (folder source, 3-D only): files
+    # of any spacing and scale become one dataset only through it, so it is a dataset fact.
+    standardise: Standardisation | None = None
 
 
 def image_facts(spec: DictConfig) -> ImageFacts:
@@ -40,6 +44,12 @@ def image_facts(spec: DictConfig) -> ImageFacts:
             )
         return ImageFacts(subset.task, subset.class_names, subset.channels, subset.spatial_dims)
     # Synthetic and folder datasets are 2D images until their config states otherwise.
+    spatial_dims = int(spec.get("spatial_dims", 2))
+    volumes = spec.source == "folder" and spatial_dims == 3
     return ImageFacts(
-        spec.task, tuple(spec.class_names), int(spec.channels), int(spec.get("spatial_dims", 2))
+        spec.task,
+        tuple(spec.class_names),
+        int(spec.channels),
+        spatial_dims,
+        standardisation(spec) if volumes else None,
     )

@@ -104,6 +104,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "splits": stats,
             "pixels": pixels,
         }
+        if dataset.standardise is not None:  # the user's own volumes: how they were made
+            facts["standardise"] = dataset.standardise.facts()
         write_json(layout.processed_images_meta, facts)
         write_json(layout.metrics(STAGE), stats)
         grids = layout.plots(STAGE) / "samples"

@@ -1,0 +1,67 @@
+"""One medical volume as meddx reads it, whatever file it came from: voxels, spacing, modality.
+
+Every reader (meddx.data.nifti for NIfTI files, meddx.data.dicom_series for DICOM series
+folders) ends in `Volume` with the same axis order, so a patient's NIfTI export and their
+DICOM series give the same array: axes (D, H, W) run inferior -> superior, anterior ->
+posterior and patient right -> left. That is the layout of an axial DICOM series in the
+standard orientation, as a radiologist views it (axial slices, anterior up, patient's right
+on the image's left). A volume acquired otherwise (sagittal, coronal, oblique) is turned to
+the closest of these axes by whole-axis flips and transposes (nibabel's orientation tools),
+never interpolated: the readers keep the scanner's voxels, resampling is the standardisation's
+job (meddx.data.standardise).
+
+Callers (the folder dataset, `predict`) read through meddx.data.volume_readers.read_volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from meddx.errors import DataError
+
+# nibabel's axis codes of the (W, H, D) = (x, y, z) voxel axes, in RAS+ world coordinates.
+WHD_CODES = ("L", "P", "S")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """`voxels` (D, H, W) float32 in modality units (CT: HU); `spacing` in mm along D, H, W;
+    `modality` the DICOM Modality ("CT", "MR", ...), None when the file does not say (NIfTI)."""
+
+    voxels: np.ndarray
+    spacing: tuple[float, float, float]
+    modality: str | None
+
+
+def oriented(data: np.ndarray, affine: np.ndarray, modality: str | None, where: str) -> Volume:
+    """`data` indexed (i, j, k) with a voxel-to-RAS+ `affine` as a checked `Volume`."""
+    from nibabel.affines import voxel_sizes
+    from nibabel.orientations import (
+        apply_orientation,
+        axcodes2ornt,
+        inv_ornt_aff,
+        io_orientation,
+        ornt_transform,
+    )
+
+    if data.ndim != 3 or not data.size:
+        raise DataError(f"{where}: data of shape {data.shape} is not one 3-D volume")
+    if not np.isfinite(affine).all() or not (voxel_sizes(affine) > 0).all():
+        raise DataError(
+            f"{where}: the header's geometry gives no positive voxel size; the file's "
+            "affine (or DICOM spacing) is broken"
+        )
+    if not np.isfinite(data).all():
+        raise DataError(
+            f"{where}: the volume holds NaN or infinite voxels; fix or leave out the file"
+        )
+    transform = ornt_transform(io_orientation(affine), axcodes2ornt(WHD_CODES))
+    whd = apply_orientation(data, transform)
+    spacing = voxel_sizes(affine @ inv_ornt_aff(transform, data.shape))
+    return Volume(
+        np.ascontiguousarray(whd.transpose(2, 1, 0), dtype=np.float32),
+        (float(spacing[2]), float(spacing[1]), float(spacing[0])),
+        modality,
+    )
