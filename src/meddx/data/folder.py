@@ -127,6 +127,11 @@ def _rows(
             raise DataError(f"{where}: split {split!r} is not one of {list(SPLITS)}")
         try:  # the error holds no name: the name may be a patient's
             path = inside(folder, cells["file"].strip(), where)
+            if path.resolve() == folder.resolve():  # an empty cell, ".", "sub/.."
+                raise DataError(
+                    f"{where}: the file cell names the image folder itself; give a file "
+                    "(or a DICOM series folder) inside it"
+                )
             found = path.is_file() or path.is_dir()  # a folder: one DICOM series
         except (ValueError, OSError) as exc:  # a NUL byte, a name too long for the system
             raise DataError(
@@ -311,10 +316,11 @@ def _transform(
 
 
 Sampler = Callable[[Row], np.ndarray]
+Described = Callable[[], dict[str, str]]  # what the samples read so far were, as tags
 
 
-def _image_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...]]:
-    """One uint8 image per row, and the shape of one."""
+def _image_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...], Described]:
+    """One uint8 image per row, the shape of one, and (nothing) to record about them."""
     window = list(spec.folder.window) if spec.folder.window is not None else None
     transform = _transform(spec.size, spec.channels, window)
 
@@ -325,12 +331,15 @@ def _image_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...]]:
         except DataError as exc:
             raise DataError(f"{row.where}: {exc}") from None
 
-    return sample, (spec.size, spec.size) + ((spec.channels,) if spec.channels > 1 else ())
+    shape = (spec.size, spec.size) + ((spec.channels,) if spec.channels > 1 else ())
+    return sample, shape, dict
 
 
-def _volume_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...]]:
-    """One standardised uint8 volume per row (meddx.data.standardise), and the shape of one."""
+def _volume_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...], Described]:
+    """One standardised uint8 volume per row (meddx.data.standardise), the shape of one, and
+    the modalities and spacings of the volumes as read."""
     from meddx.data.standardise import standardisation, transform
+    from meddx.data.volume import Source, describe
     from meddx.data.volume_readers import read_volume
 
     if int(spec.channels) != 1:
@@ -341,15 +350,21 @@ def _volume_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...]]:
             "data.image.standardise.window (CT, in HU) and leave folder.window null"
         )
     standardise = transform(standardisation(spec))
+    read: list[Source] = []
 
     def sample(row: Row) -> np.ndarray:
-        return standardise(read_volume(row.path, row.where), row.where)
+        volume = read_volume(row.path, row.where)
+        read.append((volume.modality, volume.spacing))
+        return standardise(volume, row.where)
 
-    return sample, (spec.size,) * 3
+    return sample, (spec.size,) * 3, lambda: describe(read)
 
 
-def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray]:
-    """The folder described by `spec.folder` as arrays in the MedMNIST layout.
+def load_folder(
+    spec: DictConfig, seed: int, root: Path
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The folder described by `spec.folder` as arrays in the MedMNIST layout, and tags that
+    say what was read (volumes: modalities, spacing range).
 
     `data.image.spatial_dims: 3` reads volumes (NIfTI files, DICOM series folders) instead
     of images; the labels, splits and checks are the same.
@@ -370,7 +385,7 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
     check_listed_once(rows, splits)
     check_duplicate_files(rows, splits)
     volumes = int(spec.get("spatial_dims", 2)) == 3
-    sample, shape = (_volume_sampler if volumes else _image_sampler)(spec)
+    sample, shape, described = (_volume_sampler if volumes else _image_sampler)(spec)
     images: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     labels: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
     for row, split in zip(rows, splits, strict=True):
@@ -385,4 +400,4 @@ def load_folder(spec: DictConfig, seed: int, root: Path) -> dict[str, np.ndarray
         arrays[f"{split}_labels"] = (
             np.stack(labels[split]) if labels[split] else np.zeros((0, width), dtype=np.int64)
         )
-    return arrays
+    return arrays, described()

@@ -15,6 +15,7 @@ Callers (the folder dataset, `predict`) read through meddx.data.volume_readers.r
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,3 +66,25 @@ def oriented(data: np.ndarray, affine: np.ndarray, modality: str | None, where: 
         (float(spacing[2]), float(spacing[1]), float(spacing[0])),
         modality,
     )
+
+
+Source = tuple[str | None, tuple[float, float, float]]  # a volume's modality and spacing
+
+
+def describe(sources: list[Source]) -> dict[str, str]:
+    """What the volumes were as read, before standardisation: modalities and spacing range.
+
+    Recorded (as MLflow tags) so a run says what it was made from; none of it identifies a
+    patient.
+    """
+    modalities = Counter(modality or "unstated" for modality, _ in sources)
+    spacing = np.array([spacing for _, spacing in sources])
+
+    def mm(values: np.ndarray) -> str:
+        return " x ".join(f"{value:.4g}" for value in values)
+
+    return {
+        "data.volumes.modalities": ", ".join(f"{k}: {n}" for k, n in sorted(modalities.items())),
+        "data.volumes.spacing_min_mm": mm(spacing.min(axis=0)),
+        "data.volumes.spacing_max_mm": mm(spacing.max(axis=0)),
+    }

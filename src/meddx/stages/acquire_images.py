@@ -6,8 +6,8 @@ downstream knows or cares where the images came from. Sources (`data.image.sourc
   only when configured;
 - `medmnist`: an official MedMNIST file (2D images or 3D volumes), from the cache, a mirror
   or Zenodo, always MD5-verified (meddx.data.fetch), copied byte for byte;
-- `folder`: the user's own PNG/JPEG, DICOM or NIfTI files (meddx.data.folder), DICOM
-  de-identified as it is read.
+- `folder`: the user's own PNG/JPEG, DICOM or NIfTI files, or (`spatial_dims: 3`) NIfTI
+  volumes and DICOM series (meddx.data.folder), DICOM de-identified as it is read.
 A missing real dataset is an error, never a silent fall-back to synthetic data.
 """
 
@@ -90,7 +90,8 @@ def acquire(
     elif spec.source == "folder":
         from meddx.data.folder import load_folder
 
-        arrays = load_folder(spec, cfg.seed, Layout.of(cfg).root)
+        arrays, described = load_folder(spec, cfg.seed, Layout.of(cfg).root)
+        return arrays, {"data.origin": spec.source, **described}, None
     else:
         raise ConfigError(f"data.image.source={spec.source!r} is not known; known: {list(SOURCES)}")
     return arrays, {"data.origin": spec.source}, None
