@@ -102,6 +102,15 @@ def test_a_nifti_volume_comes_out_in_dhw_order_with_the_spacing_of_its_affine(
     assert volume.modality is None
 
 
+def test_a_nifti_whose_affine_places_no_volume_is_a_data_error(tmp_path: Path) -> None:
+    image = nib.Nifti1Image(np.ones((4, 4, 4), np.float32), None)
+    image.set_sform(np.diag([1.0, 1.0, 0.0, 1.0]), code=1)  # a zero slice spacing
+    image.set_qform(None, code=0)  # (nibabel refuses to write it as a qform)
+    nib.save(image, tmp_path / "v.nii")
+    with pytest.raises(DataError, match=rf"^{WHERE}: the header's geometry places the voxels"):
+        read_nifti(tmp_path / "v.nii", WHERE)
+
+
 def test_a_series_and_its_nifti_export_give_the_same_volume(tmp_path: Path) -> None:
     hu = write_series(tmp_path / "series")
     series = read_volume(tmp_path / "series", WHERE)

@@ -49,10 +49,10 @@ def oriented(data: np.ndarray, affine: np.ndarray, modality: str | None, where: 
 
     if data.ndim != 3 or not data.size:
         raise DataError(f"{where}: data of shape {data.shape} is not one 3-D volume")
-    if not np.isfinite(affine).all() or not (voxel_sizes(affine) > 0).all():
-        raise DataError(
-            f"{where}: the header's geometry gives no positive voxel size; the file's "
-            "affine (or DICOM spacing) is broken"
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise DataError(  # a zero voxel size, or two axes along one direction
+            f"{where}: the header's geometry places the voxels in no volume; the file's "
+            "affine (or DICOM spacing and orientation) is broken"
         )
     if not np.isfinite(data).all():
         raise DataError(
