@@ -178,6 +178,7 @@ def test_a_volume_of_the_wrong_size_with_resizing_off_is_a_data_error() -> None:
         ({"modality": "ct", "window": None}, r"standardise.window=None: give \[low, high\]"),
         ({"modality": "mri", "mri_norm": "minmax"}, r"standardise.mri_norm='minmax'"),
         ({"modality": "other", "resize": "stretch"}, r"standardise.resize='stretch'"),
+        ({"modality": "other", "spacing": 1.5}, r"standardise.spacing=1.5: give \[d, h, w\] mm"),
     ],
 )
 def test_a_bad_standardisation_is_a_config_error_naming_the_key(options, error) -> None:

@@ -65,7 +65,7 @@ class Standardisation:
 
 
 def _pair(value: Any, key: str, low: float = -np.inf, high: float = np.inf) -> tuple[float, float]:
-    if value is None or len(value) != 2 or not value[0] < value[1]:
+    if not isinstance(value, list) or len(value) != 2 or not value[0] < value[1]:
         raise ConfigError(f"{KEY}.{key}={value}: give [low, high] with low < high")
     if value[0] < low or value[1] > high:
         raise ConfigError(f"{KEY}.{key}={value}: both bounds must lie within {low}..{high}")
@@ -93,7 +93,9 @@ def standardisation(spec: DictConfig) -> Standardisation:
     if resize not in RESIZES:
         raise ConfigError(f"{KEY}.resize={resize!r} is not one of {list(RESIZES)}")
     spacing = given.get("spacing")
-    if spacing is not None and (len(spacing) != 3 or min(spacing) <= 0):
+    if spacing is not None and (
+        not isinstance(spacing, list) or len(spacing) != 3 or min(spacing) <= 0
+    ):
         raise ConfigError(f"{KEY}.spacing={spacing}: give [d, h, w] mm, each > 0, or null")
     window = _pair(given.get("window"), "window") if modality == "ct" else None
     mri_norm = given.get("mri_norm") if modality == "mri" else None
