@@ -14,6 +14,8 @@ in the Dice (0) and the worst cases, rather than being filled with an invented d
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.evaluation.stats import bootstrap_ci
+from meddx.evaluation.stats import configured_ci
 from meddx.training.segmentation import dice_per_case, one_hot
 
 FIGURES = ("dice", "hd95_mm", "msd_mm")
@@ -58,10 +60,12 @@ def surface_distances(
     pred, true = one_hot(predicted, num_classes), one_hot(target, num_classes)
     hd95 = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")
     msd = SurfaceDistanceMetric(include_background=False, symmetric=True, reduction="none")
-    return {
-        "hd95_mm": hd95(pred, true, spacing=spacing).numpy(),
-        "msd_mm": msd(pred, true, spacing=spacing).numpy(),
-    }
+    with warnings.catch_warnings():  # an empty surface is a NaN here, counted as `missed`
+        warnings.filterwarnings("ignore", message=".* is all 0, this may result in nan/inf")
+        return {
+            "hd95_mm": hd95(pred, true, spacing=spacing).numpy(),
+            "msd_mm": msd(pred, true, spacing=spacing).numpy(),
+        }
 
 
 def _mean(values: np.ndarray) -> float:
@@ -99,16 +103,8 @@ def score(
     per_case = {"dice": dice_per_case(y_pred, y_true, num_classes)}
     per_case |= surface_distances(y_pred, y_true, num_classes, spacing)
     point = _figures(per_case, names)
-    intervals = (
-        bootstrap_ci(
-            lambda idx: _figures({k: v[idx] for k, v in per_case.items()}, names),
-            n,
-            settings.bootstrap,
-            seed,
-            settings.confidence,
-        )
-        if settings.bootstrap
-        else {}
+    intervals = configured_ci(
+        lambda idx: _figures({k: v[idx] for k, v in per_case.items()}, names), n, settings, seed
     )
     result: dict[str, Any] = {}
     for key in FIGURES:
