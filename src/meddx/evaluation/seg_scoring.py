@@ -15,7 +15,6 @@ in the Dice (0) and the worst cases, rather than being filled with an invented d
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
