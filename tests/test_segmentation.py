@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from meddx.config import compose
@@ -20,6 +21,7 @@ from meddx.data.augment import BatchAugment
 from meddx.data.npz import load_npz
 from meddx.data.validate import check_image_splits
 from meddx.errors import DataError
+from meddx.evaluation import seg_scoring
 from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, report, train_cnn
 
@@ -66,6 +68,28 @@ def test_empty_masks_are_valid_and_counted_as_background_cases() -> None:
     _check(arrays)
     counts = tasks.of(SEG).class_counts(arrays["train_labels"], CLASSES)
     assert counts.tolist() == [2, 2, 2]  # 2 empty masks; structures 1 and 2 in the other two
+
+
+def test_a_per_case_spacing_of_the_wrong_shape_is_refused_naming_the_split() -> None:
+    arrays = _splits()
+    arrays["train_spacing"] = np.ones((4, 3))
+    with pytest.raises(DataError, match=r"train_spacing has shape \(4, 3\).*expected \(4, 2\)"):
+        _check(arrays)
+
+
+def test_surface_distances_are_measured_with_each_case_s_own_spacing() -> None:
+    truth = np.zeros((2, 12, 12), dtype=np.uint8)
+    truth[:, 3:8, 3:8] = 1
+    scores = np.zeros((2, 2, 12, 12), dtype=np.float32)
+    scores[:, 1, 3:8, 3:9] = 1  # one column too wide in both cases
+    scores[:, 0] = 1 - scores[:, 1]
+    facts = {"name": "toy", "case_spacing": {"test": [[1.0, 0.5], [1.0, 2.0]]}}
+    settings = OmegaConf.create({"bootstrap": 0, "confidence": 0.95})
+
+    scored = seg_scoring.score(["background", "square"], truth, scores, settings, 0, facts)
+
+    np.testing.assert_allclose(scored.per_case["hd95_mm"][:, 0], [0.5, 2.0])
+    assert scored.metrics["spacing_mm"] == "per case"
 
 
 def test_augmentation_moves_the_mask_with_the_image_and_leaves_its_classes() -> None:

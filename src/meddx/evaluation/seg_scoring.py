@@ -3,8 +3,10 @@ and mean surface distance in mm, with percentile-bootstrap intervals over cases.
 
 MONAI's metrics (`DiceMetric` through `meddx.training.segmentation`, the one Dice that also
 picks the best epoch; `HausdorffDistanceMetric`, `SurfaceDistanceMetric`), with the voxel
-spacing of the data facts (`facts["spacing"]`, mm per axis in the arrays' axis order), so
-the distances are millimetres. A dataset that states no spacing is scored at 1.0 per axis
+spacing of the data facts, so the distances are millimetres: per test case when the dataset
+has them (`facts["case_spacing"]["test"]`, from the npz's optional `test_spacing`: an
+ultrasound's pixel size differs between images), else the dataset's (`facts["spacing"]`, mm
+per axis in the arrays' axis order). A dataset that states none is scored at 1.0 per axis
 and says so (`spacing_source`): its distances are pixels, not mm.
 
 A distance needs both surfaces: a case whose prediction misses a structure its ground truth
@@ -38,20 +40,26 @@ class SegEvaluation:
     y_true: np.ndarray  # (N, *spatial) class indices
     y_pred: np.ndarray
     names: list[str]  # background first
-    spacing: list[float]
+    spacing: list[list[float]]  # mm per axis of each case
     dataset: str  # the data facts' name, which every figure states
 
 
-def spacing_of(facts: Mapping[str, Any] | None, spatial_dims: int) -> tuple[list[float], str]:
-    """(mm per axis, where it came from): the data facts' `spacing`, else 1.0 per axis."""
-    stated = (facts or {}).get("spacing")
+def spacing_of(
+    facts: Mapping[str, Any] | None, n: int, spatial_dims: int
+) -> tuple[list[list[float]], str]:
+    """(mm per axis of each of the `n` test cases, where it came from)."""
+    facts = facts or {}
+    per_case = facts.get("case_spacing", {}).get("test")
+    if per_case is not None:
+        return [[float(s) for s in row] for row in per_case], "per case (test_spacing)"
+    stated = facts.get("spacing")
     if stated is None:
-        return [1.0] * spatial_dims, "none stated: 1.0 per axis assumed (pixels, not mm)"
-    return [float(s) for s in stated], "data facts (data.image.spacing)"
+        return [[1.0] * spatial_dims] * n, "none stated: 1.0 per axis assumed (pixels, not mm)"
+    return [[float(s) for s in stated]] * n, "data facts (data.image.spacing)"
 
 
 def surface_distances(
-    predicted: np.ndarray, target: np.ndarray, num_classes: int, spacing: list[float]
+    predicted: np.ndarray, target: np.ndarray, num_classes: int, spacing: list[list[float]]
 ) -> dict[str, np.ndarray]:
     """(N, structures) HD95 and symmetric mean surface distance, in the units of `spacing`."""
     from monai.metrics import HausdorffDistanceMetric, SurfaceDistanceMetric
@@ -98,7 +106,7 @@ def score(
     """Test figures with bootstrap CIs over cases, per structure, and the worst cases."""
     num_classes, n = len(names), len(y_true)
     y_pred = y_score.argmax(axis=1).astype(np.uint8)
-    spacing, source = spacing_of(facts, y_true.ndim - 1)
+    spacing, source = spacing_of(facts, n, y_true.ndim - 1)
     per_case = {"dice": dice_per_case(y_pred, y_true, num_classes)}
     per_case |= surface_distances(y_pred, y_true, num_classes, spacing)
     point = _figures(per_case, names)
@@ -129,7 +137,7 @@ def score(
         "empty_masks": int((~np.isfinite(dice)).sum()),
         "n_test": n,
         "bootstrap": settings.bootstrap,
-        "spacing_mm": spacing,
+        "spacing_mm": spacing[0] if all(row == spacing[0] for row in spacing) else "per case",
         "spacing_source": source,
     }
     dataset = str((facts or {}).get("name", "unnamed dataset"))
