@@ -20,10 +20,12 @@ from meddx.data import tasks
 from meddx.data.augment import BatchAugment
 from meddx.data.npz import load_npz
 from meddx.data.validate import check_image_splits
-from meddx.errors import DataError
+from meddx.errors import ConfigError, DataError
 from meddx.evaluation import seg_scoring
+from meddx.models import export
 from meddx.paths import Layout
 from meddx.stages import acquire_images, evaluate, preprocess_images, report, train_cnn
+from meddx.training import tasks as training_tasks
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SEG = "segmentation"
@@ -40,6 +42,23 @@ def _splits(n: int = 4, size: int = 8) -> dict[str, np.ndarray]:
         masks[:, 6, 6] = 2
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, masks
     return arrays
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+@pytest.mark.parametrize("model", ["unet", "segresnet"])
+def test_a_segmentation_recipe_builds_a_net_with_a_logit_map_per_class(model, spatial_dims) -> None:
+    cfg = compose([f"cnn={model}"], conf_dir=CONF).cnn
+    net = export.build_net(
+        cfg.net, in_channels=1, num_classes=CLASSES, image_size=16, spatial_dims=spatial_dims
+    )
+    out = net(torch.zeros(2, 1, *(16,) * spatial_dims))
+    assert out.shape == (2, CLASSES, *(16,) * spatial_dims)
+
+
+def test_a_classification_loss_is_refused_for_a_segmentation_dataset_by_key() -> None:
+    cfg = compose(["cnn=unet", "cnn.loss.name=ce"], conf_dir=CONF).cnn
+    with pytest.raises(ConfigError, match=r"cnn.loss.name='ce'.*dice_ce"):
+        training_tasks.of(SEG).loss(cfg, np.zeros((1, 4, 4), np.uint8), CLASSES)
 
 
 def _check(arrays: dict[str, np.ndarray]) -> None:
