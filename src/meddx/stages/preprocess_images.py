@@ -106,6 +106,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         }
         if dataset.standardise is not None:  # the user's own volumes: how they were made
             facts["standardise"] = dataset.standardise.facts()
+        if spec.get("spacing") is not None:  # mm per spatial axis, for distances in mm
+            if len(spec.spacing) != spatial_dims:
+                raise ConfigError(
+                    f"data.image.spacing={list(spec.spacing)}: one value (mm) per spatial axis, "
+                    f"{spatial_dims} for this dataset"
+                )
+            facts["spacing"] = [float(s) for s in spec.spacing]
+        case_spacing = {s: raw[f"{s}_spacing"].tolist() for s in SPLITS if f"{s}_spacing" in raw}
+        if case_spacing:  # per case, as `{split}_spacing` in the raw file (checked there)
+            facts["case_spacing"] = case_spacing
         write_json(layout.processed_images_meta, facts)
         write_json(layout.metrics(STAGE), stats)
         grids = layout.plots(STAGE) / "samples"
