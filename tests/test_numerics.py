@@ -54,6 +54,18 @@ def test_identity_needs_portable_on_both_sides_but_not_the_same_cpu_model() -> N
     assert not numerics.identical_numerics(here, {**here, "profile": "native"})
 
 
+def test_identity_needs_the_same_cpu_vendor_and_l2_size() -> None:
+    """Measured: Zen 4 rebuilt Zen 5's metrics exactly; an Intel Xeon did not."""
+    here = {"profile": "portable", "vendor": "AuthenticAMD", "l2_cache": "1024K"}
+    assert not numerics.identical_numerics(here, {**here, "vendor": "GenuineIntel"})
+    assert not numerics.identical_numerics(here, {**here, "l2_cache": "1280K"})
+
+
+def test_the_facts_name_this_cpu_s_vendor_and_l2_size() -> None:
+    facts = numerics.facts()
+    assert facts["vendor"] != "" and facts["l2_cache"] != ""
+
+
 def _train(root: Path, profile: str, caller: dict[str, str]) -> dict[str, torch.Tensor]:
     """`python -m meddx train_cnn` as DVC runs it, in a process the caller configured."""
     env = {**os.environ, **caller}

@@ -27,7 +27,13 @@ give four different weight sets; under `portable` all give one. Disabling oneDNN
 (im2col + MKL GEMM) was 2-4x slower and is not needed for the ISA pin. What this cannot fix:
 oneDNN sizes some blocks from the cache sizes it reads (no switch exists), so two CPUs with
 different caches may still differ; `make ci-repro` then compares within the measured
-seed-to-seed noise (meddx.repro_check). `native` leaves every library its fastest path.
+seed-to-seed noise (meddx.repro_check). Measured: an AMD Zen 4 rebuilt the Zen 5 metrics bit
+for bit (178/178), an Intel Xeon (Ice Lake, 1.25 MB L2 per core) did not (116/178 identical,
+the rest within seed noise but one, whose 3-seed spread was too small: the reason
+repro_check pools a spread over classes). Switching oneDNN off tripled a small training's CPU
+time and, under qemu-user emulating an AMD EPYC on that Intel host, still gave other weights.
+So the CPU vendor and the per-core L2 size are identity keys: results are compared exactly
+where both agree, within noise where not. `native` leaves every library its fastest path.
 
 The variables are read when the libraries load, so `cli` re-executes the stage process once
 with them set (`reexec_environment`) instead of hoping nothing imported torch or numpy yet.
@@ -41,6 +47,7 @@ import re
 import sys
 from collections.abc import Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 PROFILES = ("portable", "native")
@@ -68,6 +75,8 @@ IDENTITY_KEYS = (
     *PINNED,
     "NPY_DISABLE_CPU_FEATURES",
     "OPENBLAS_CORETYPE",
+    "vendor",
+    "l2_cache",
 )
 
 
@@ -93,6 +102,31 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+@cache
+def cpu_vendor() -> str:
+    """`GenuineIntel`, `AuthenticAMD`, ...: oneDNN's kernels differ by vendor (see above)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+@cache
+def l2_cache() -> str:
+    """The L2 size of CPU 0 as the kernel states it (`1024K`): oneDNN blocks loops by it."""
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                return (index / "size").read_text().strip()
+        except OSError:
+            continue
+    return "unknown"
 
 
 def native_capability() -> str:
@@ -157,6 +191,8 @@ def facts() -> dict[str, Any]:
         "profile": os.environ.get(REEXEC_MARKER, "unset"),
         "arch": platform.machine(),
         "cpu": cpu_model(),
+        "vendor": cpu_vendor(),
+        "l2_cache": l2_cache(),
         "native_capability": native_capability(),
     }
     for var in (*PINNED, "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE"):
