@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,14 +142,20 @@ def test_dvc_plots_show_renders_the_curves_and_figures(project: Path, tmp_path: 
     } <= static
 
 
-def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
-    project: Path, tracking_db: str
-) -> None:
+def _evaluate_run(tracking_db: str) -> tuple[Any, Any]:
+    """The store's client and the pipeline's evaluate run."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_db, registry_uri=tracking_db)
     experiment = client.get_experiment_by_name("report-pipeline")
     (run,) = client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'evaluate'")
+    return client, run
+
+
+def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
+    project: Path, tracking_db: str
+) -> None:
+    client, run = _evaluate_run(tracking_db)
     assert run.info.run_name == "evaluate cnn on synthetic"
     assert "test_auc_ci_low" in run.data.metrics and "disc.sensitivity" in run.data.metrics
     assert "| auc |" in run.data.tags["mlflow.note.content"]
@@ -183,11 +190,7 @@ def test_the_model_card_names_the_data_and_the_metrics_with_cis(project: Path) -
 def test_the_model_card_is_the_registered_versions_description_and_a_run_artifact(
     project: Path, tracking_db: str
 ) -> None:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_db, registry_uri=tracking_db)
-    experiment = client.get_experiment_by_name("report-pipeline")
-    (run,) = client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'evaluate'")
+    client, run = _evaluate_run(tracking_db)
     (version,) = client.search_model_versions(f"run_id='{run.info.run_id}'")
     card = (project / "reports" / "model_cards" / "cnn.md").read_text()
     assert client.get_model_version(version.name, version.version).description == card
