@@ -122,6 +122,8 @@ def build(
         f"Expected calibration error (ECE, test): {with_ci(result, 'test_ece')}; the "
         "reliability diagram is plots/reliability.png of the evaluate run "
         "(reports/plots/evaluate/reliability.png)."
+        if "test_ece" in result
+        else f"Not measured: the evaluation of task {facts['task']} computes no calibration."
     )
     if result.get("per_class"):
         doc.heading("Per class (test)")
