@@ -135,7 +135,7 @@ def build(
             f"code: git commit {provenance.get('git.commit', 'unknown')} "
             f"(uncommitted changes: {provenance.get('git.dirty', 'unknown')})",
             f"trained by stage `{info.get('stage', 'train_cnn')}`; selection on validation: "
-            + ", ".join(f"{k} {number(float(v))}" for k, v in best.items() if _is_number(v)),
+            + ", ".join(f"{k} {_figure(v)}" for k, v in best.items() if _is_number(v)),
         ]
     )
     params = {**flatten({"net": info.get("net", {})}), **flatten(dict(config))}
@@ -145,6 +145,11 @@ def build(
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _figure(value: float) -> str:
+    """Counts (epochs) as counts, scores to four places."""
+    return str(value) if isinstance(value, int) else number(float(value))
 
 
 def describe(run: StageRun, name: str, version: str, card: str) -> None:
