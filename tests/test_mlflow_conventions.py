@@ -5,6 +5,7 @@ run's upload)."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,3 +111,24 @@ def test_a_dataset_input_logged_offline_arrives_with_the_upload(
 
     inputs = client.get_run(run.run_id).inputs.dataset_inputs
     assert sorted(i.dataset.name for i in inputs) == ["later", "toyset test"]
+
+
+def test_a_run_spooled_from_the_start_arrives_with_its_dataset_and_source_tags(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
+    cfg = make_cfg()
+    dataset = _dataset(cfg, ("train", "val"), "training")
+    with socket.socket() as closed:  # bound, never listening: the server is down
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        offline = make_cfg(f"tracking.uri={dead}", "tracking.retries=0", "tracking.timeout=5")
+        with pytest.raises(TrackingError), stage_run(offline, "train_cnn", dataset=dataset):
+            pass
+
+    (run_id,) = upload(Layout(project_root(cfg.paths.root)).unsent_runs, cfg.tracking.uri).values()
+
+    run = MlflowClient(tracking_uri(cfg)).get_run(run_id)
+    assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["toyset train+val"]
+    assert run.data.tags["mlflow.source.name"] == "src/meddx/stages/train_cnn.py"
+    experiment = MlflowClient(tracking_uri(cfg)).get_experiment(run.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
