@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -41,6 +41,7 @@ params: setup ## Recompose params.yaml from conf/ (what `dvc exp run` does)
 	$(BIN)/python -m meddx compose --output params.yaml
 
 ui: setup ## MLflow UI on the project's store
+	@echo "Open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (MLflow 3.17 opens its GenAI view in a new browser otherwise)"
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
 lock: ## Re-resolve the dependencies and rewrite requirements.lock
@@ -70,6 +71,10 @@ bench-rnn: setup ## MIT-BIH inter-patient recipe on the mirror, one run per seed
 
 bench-qrs: setup ## the R-peak detector of `predict` on all 48 MIT-BIH records (Se, +P within 150 ms)
 	$(BIN)/python benchmarks/bench_qrs.py
+
+bench-mlflow-ui: setup ## headless Chromium screenshots of the MLflow UI on a fresh offline `dvc repro` store
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+	$(BIN)/python benchmarks/mlflow_ui_screenshots.py $(if $(PROJECT),--project $(PROJECT),)
 
 .PHONY: ci-repro ci-diff
 ci-repro: setup ## Rebuild the pipeline (dvc repro --force); fail unless every committed metric is reproduced

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,14 +142,20 @@ def test_dvc_plots_show_renders_the_curves_and_figures(project: Path, tmp_path: 
     } <= static
 
 
-def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
-    project: Path, tracking_db: str
-) -> None:
+def _evaluate_run(tracking_db: str) -> tuple[Any, Any]:
+    """The store's client and the pipeline's evaluate run."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_db, registry_uri=tracking_db)
     experiment = client.get_experiment_by_name("report-pipeline")
     (run,) = client.search_runs([experiment.experiment_id], "tags.`meddx.stage` = 'evaluate'")
+    return client, run
+
+
+def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
+    project: Path, tracking_db: str
+) -> None:
+    client, run = _evaluate_run(tracking_db)
     assert run.info.run_name == "evaluate cnn on synthetic"
     assert "test_auc_ci_low" in run.data.metrics and "disc.sensitivity" in run.data.metrics
     assert "| auc |" in run.data.tags["mlflow.note.content"]
@@ -161,6 +168,40 @@ def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
     assert float(best.tags["val_score"]) >= float(version.tags["val_score"])
     model_files = {a.path for a in client.list_artifacts(run.info.run_id, "registered_model")}
     assert "registered_model/input_example.json" in model_files
+
+
+def test_the_model_card_names_the_data_and_the_metrics_with_cis(project: Path) -> None:
+    card = (project / "reports" / "model_cards" / "cnn.md").read_text()
+    assert card.startswith("# Model card: meddx-cnn-synthetic")
+    assert "Dataset `synthetic`" in card
+    splits = {t[0][0]: t for t in _tables(card)}["split"]
+    assert [row[0] for row in splits[1:]] == ["train", "val", "test"]
+    assert "disc: " in splits[1][2] and "%" in splits[1][2]  # class balance, counted
+    metrics = dict(row for row in {t[0][0]: t for t in _tables(card)}["metric"][1:])
+    result = json.loads((project / "reports" / "metrics" / "evaluate.json").read_text())
+    assert metrics["auc"] == (
+        f"{result['test_auc']:.4f} [{result['test_auc_ci_low']:.4f}, "
+        f"{result['test_auc_ci_high']:.4f}]"
+    )
+    assert "Expected calibration error" in card and "Per class (test)" in card
+    assert re.search(r"git commit ([0-9a-f]{40}|unknown)", card)
+
+
+def test_the_model_card_is_the_registered_versions_description_and_a_run_artifact(
+    project: Path, tracking_db: str
+) -> None:
+    client, run = _evaluate_run(tracking_db)
+    (version,) = client.search_model_versions(f"run_id='{run.info.run_id}'")
+    card = (project / "reports" / "model_cards" / "cnn.md").read_text()
+    assert client.get_model_version(version.name, version.version).description == card
+    logged = Path(client.download_artifacts(run.info.run_id, "model_card.md")).read_text()
+    assert logged == card
+
+
+def test_the_report_links_the_model_card(project: Path) -> None:
+    report = (project / "reports" / "report.md").read_text()
+    assert "- model card: model_cards/cnn.md" in report
+    assert (project / "reports" / "model_cards" / "cnn.md").is_file()
 
 
 def test_notebooks_execute_on_the_pipeline_outputs(

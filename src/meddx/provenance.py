@@ -47,15 +47,19 @@ def path_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def input_name(path: Path, root: Path) -> str:
+    """How a run names an input file: its path inside the project, else as given."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def input_hashes(paths: list[Path], root: Path) -> dict[str, str]:
-    tags = {}
-    for path in paths:
-        try:
-            name = str(path.resolve().relative_to(root.resolve()))
-        except ValueError:
-            name = str(path)
-        tags[f"input.{name}"] = path_digest(path) if path.exists() else "missing"
-    return tags
+    return {
+        f"input.{input_name(path, root)}": path_digest(path) if path.exists() else "missing"
+        for path in paths
+    }
 
 
 def pipeline_id(root: Path) -> str:

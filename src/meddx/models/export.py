@@ -109,9 +109,13 @@ def save(
 
 def load(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     """The network, and its `info` plus the `dataset_kwargs` it was built with (the input
-    layout `check_inputs` holds data to)."""
+    layout `check_inputs` holds data to) and its config `net` (for the model card)."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
     net = build_net(payload["net"], **payload["dataset_kwargs"])
     net.load_state_dict(payload["state_dict"])
     net.eval()
-    return net, {**payload["info"], "dataset_kwargs": payload["dataset_kwargs"]}
+    return net, {
+        **payload["info"],
+        "dataset_kwargs": payload["dataset_kwargs"],
+        "net": payload["net"],
+    }

@@ -3,24 +3,28 @@
 The test split is touched here and nowhere else; model selection happened on validation in
 `train_cnn`. Headline figures with bootstrap CIs go to `dvc metrics`, curves, calibration and
 the confusion matrix to `dvc plots` (data files and PNGs), Grad-CAM explanations to a PNG grid,
-everything to MLflow, and the model to the MLflow registry.
+everything to MLflow, and the model to the MLflow registry. The model card
+(`meddx.evaluation.model_card`) goes to reports/model_cards/, the run and the registered
+version's description.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from meddx.data.npz import load_npz
-from meddx.evaluation import tasks
-from meddx.io import write_json
+from meddx.evaluation import model_card, tasks
+from meddx.io import write_json, write_text
 from meddx.models import export
 from meddx.paths import Layout, require
-from meddx.tracking import stage_run
+from meddx.provenance import git_state
+from meddx.tracking import DatasetRead, stage_run
 
 STAGE = "evaluate"
 MODEL = "cnn"
@@ -39,8 +43,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     task, names = tasks.of(info["task"]), info["class_names"]
     arrays = load_npz(images, keys=("test_images", "test_labels"))
     title = f"{STAGE} {MODEL} on {dataset}"
+    test = DatasetRead(images, facts, ("test",), "evaluation")
     with stage_run(
-        cfg, STAGE, inputs=[model_path, images], run_name=title, sections=SECTIONS
+        cfg, STAGE, [model_path, images], run_name=title, sections=SECTIONS, dataset=test
     ) as tracked:
         x, y_true = arrays["test_images"], arrays["test_labels"]
         export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
@@ -52,17 +57,38 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         result = evaluation.metrics
         write_json(layout.metrics(STAGE), result)
         task.log(tracked, result, layout.metrics(STAGE), plots, title)
+        name = f"meddx-{MODEL}-{dataset}"
+        card = _card(cfg, layout, name, facts, result, info)
+        tracked.log_text(card, "model_card.md")
         if cfg.evaluate.register:
             from meddx.evaluation.registry import register
 
             key = task.headline
             val_score = float(info.get("best", {}).get(f"best_val_{key}", float("nan")))
-            register(
+            version, _ = register(
                 tracked,
                 net,
                 np.ascontiguousarray(x[:2], dtype=np.float32),
-                f"meddx-{MODEL}-{dataset}",
+                name,
                 val_score,
                 {"dataset": dataset, f"test_{key}": f"{result[f'test_{key}']:.4f}"},
             )
+            model_card.describe(tracked, name, version, card)
     return result
+
+
+def _card(
+    cfg: DictConfig,
+    layout: Layout,
+    name: str,
+    facts: dict[str, Any],
+    result: dict[str, Any],
+    info: dict[str, Any],
+) -> str:
+    """The model card, written to reports/model_cards/<model>.md (linked from the report)."""
+    path = model_card.card_path(layout, MODEL)
+    config = {section: OmegaConf.select(cfg, section) for section in SECTIONS}
+    provenance = git_state(Path(__file__).resolve().parent)
+    card = model_card.build(name, facts, result, info, provenance, config, path.parent)
+    write_text(path, card)
+    return card

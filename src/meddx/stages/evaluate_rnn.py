@@ -20,7 +20,7 @@ from meddx.evaluation import tasks
 from meddx.io import write_json
 from meddx.models import export
 from meddx.paths import Layout, require
-from meddx.tracking import stage_run
+from meddx.tracking import DatasetRead, stage_run
 
 STAGE = "evaluate_rnn"
 MODEL = "rnn"
@@ -31,7 +31,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
     model_path = require(layout.model_dir(MODEL) / "model.pt", layout.root)
     ecg = require(layout.processed_ecg, layout.root)
-    dataset = json.loads(require(layout.processed_ecg_meta, layout.root).read_text())["name"]
+    facts = json.loads(require(layout.processed_ecg_meta, layout.root).read_text())
+    dataset = facts["name"]
     torch.set_num_threads(cfg.trainer.num_threads)
     net, info = export.load(model_path)
     names = list(info["class_names"])
@@ -46,8 +47,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         fix="retrain it with `dvc repro train_rnn` on the current ecg.npz",
     )
     title = f"{STAGE} {MODEL} on {dataset}"
+    test = DatasetRead(ecg, facts, ("test",), "evaluation")
     with stage_run(
-        cfg, STAGE, inputs=[model_path, ecg], run_name=title, sections=SECTIONS
+        cfg, STAGE, [model_path, ecg], run_name=title, sections=SECTIONS, dataset=test
     ) as tracked:
         task, inputs = tasks.of(info["task"]), (arrays["test_beats"], rr)
         evaluation = task.score(

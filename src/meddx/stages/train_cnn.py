@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from meddx.hpo.best import apply_best
 from meddx.paths import Layout
-from meddx.tracking import stage_run
+from meddx.tracking import DatasetRead, stage_run
 from meddx.training.images import SECTIONS, STAGE, load_data, train
 
 
@@ -26,7 +26,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     data, inputs, facts = load_data(cfg)
     run_name = f"{STAGE} {cfg.cnn.name} on {facts['name']}"
     provenance = [*inputs, tuned_file] if tuned_file.is_file() else inputs
-    with stage_run(cfg, STAGE, inputs=provenance, run_name=run_name, sections=SECTIONS) as tracked:
+    dataset = DatasetRead(inputs[0], facts, ("train", "val"), "training")
+    with stage_run(
+        cfg, STAGE, provenance, run_name=run_name, sections=SECTIONS, dataset=dataset
+    ) as tracked:
         if tuned:
             tracked.set_tags(
                 {

@@ -26,7 +26,7 @@ from meddx.models import export
 from meddx.models.gan import dataset_kwargs
 from meddx.paths import Layout, require
 from meddx.provenance import path_digest, run_key
-from meddx.tracking import stage_run
+from meddx.tracking import DatasetRead, stage_run
 from meddx.training import batches
 from meddx.training.fit import discard, fit, seed_everything
 from meddx.training.gan import ConditionalGAN, SampleGrids
@@ -84,8 +84,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     resume_dir = layout.resume_dir(STAGE, key)
     plots = layout.plots(STAGE)
     run_name = f"{STAGE} {gan.name} on {facts['name']}"
+    dataset = DatasetRead(images, facts, ("train",), "training")
     with stage_run(
-        cfg, STAGE, inputs=[images, meta_path], run_name=run_name, sections=SECTIONS
+        cfg, STAGE, [images, meta_path], run_name=run_name, sections=SECTIONS, dataset=dataset
     ) as tracked:
         result = fit(
             module,

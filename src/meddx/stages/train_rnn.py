@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from meddx.data import beat_spec
 from meddx.data.ecg_beat_file import load_beats, rr_columns
 from meddx.paths import Layout, require
-from meddx.tracking import stage_run
+from meddx.tracking import DatasetRead, stage_run
 from meddx.training.classifier_training import ClassifierData, train_classifier
 
 STAGE = "train_rnn"
@@ -56,7 +56,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         },
     )
     run_name = f"{STAGE} {cfg.rnn.name} on {facts['name']}"
+    dataset = DatasetRead(ecg, facts, ("train", "val"), "training")
     with stage_run(
-        cfg, STAGE, inputs=[ecg, meta_path], run_name=run_name, sections=SECTIONS
+        cfg, STAGE, [ecg, meta_path], run_name=run_name, sections=SECTIONS, dataset=dataset
     ) as tracked:
         return train_classifier(cfg, STAGE, "rnn", cfg.rnn, data, [ecg, meta_path], tracked)

@@ -9,7 +9,8 @@ covers all of them. The other modules: where the store is and how patiently to t
 runs it already holds (store.py). Depends on the ground layer only.
 """
 
+from meddx.tracking.datasets import DatasetRead
 from meddx.tracking.run import StageRun
 from meddx.tracking.stage import stage_run
 
-__all__ = ["StageRun", "stage_run"]
+__all__ = ["DatasetRead", "StageRun", "stage_run"]

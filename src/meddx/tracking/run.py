@@ -92,6 +92,7 @@ class StageRun:
             "metrics": [],
             "tags": {},
             "artifacts": [],
+            "inputs": [],
             "status": "RUNNING",
         }
         self._pending: list[Metric] = []
@@ -177,6 +178,15 @@ class StageRun:
         self._deliver(
             lambda: self.client.log_batch(self.run_id, tags=items),
             lambda: self.unsent["tags"].update(values),
+        )
+
+    def log_dataset(self, fields: Mapping[str, str], context: str) -> None:
+        """A dataset input of the run (`datasets.record`'s fields; no data goes along)."""
+        from meddx.tracking.datasets import dataset_input
+
+        self._deliver(
+            lambda: self.client.log_inputs(self.run_id, [dataset_input(fields, context)]),
+            lambda: self.unsent["inputs"].append({"dataset": dict(fields), "context": context}),
         )
 
     def _keep_artifact(self, path: Path, artifact_path: str | None) -> None:

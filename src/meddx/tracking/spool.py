@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from meddx.errors import TrackingError
 from meddx.io import write_json, write_text
 from meddx.redact import MASK, redact
+from meddx.tracking.datasets import dataset_input
 from meddx.tracking.run import (
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
@@ -49,6 +50,9 @@ def _send(store: MlflowClient, spool: dict[str, Any], artifacts: Path) -> str:
         store.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
     if spool["tags"]:
         store.log_batch(run_id, tags=[RunTag(k, v) for k, v in spool["tags"].items()])
+    inputs = [dataset_input(i["dataset"], i["context"]) for i in spool.get("inputs", [])]
+    if inputs:
+        store.log_inputs(run_id, inputs)
     if artifacts.is_dir():
         store.log_artifacts(run_id, str(artifacts))
     if spool["status"] != "RUNNING":

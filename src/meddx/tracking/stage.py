@@ -11,6 +11,7 @@ it spooled.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -25,12 +26,33 @@ from meddx.errors import TrackingError
 from meddx.interrupts import Interrupted
 from meddx.orphans import close_orphans, process_tags
 from meddx.paths import Layout, project_root
-from meddx.provenance import git_state, input_hashes, pipeline_id
+from meddx.provenance import git_state, input_hashes, input_name, path_digest, pipeline_id
 from meddx.redact import redact, withhold
+from meddx.tracking.datasets import DatasetRead, record
 from meddx.tracking.ranks import is_global_zero
 from meddx.tracking.run import UNSENT, NullRun, StageRun
 from meddx.tracking.store import client, experiment_id
 from meddx.tracking.uri import artifact_root, http_limits, is_remote, tracking_uri
+
+
+def _user() -> str:
+    """The login, as MLflow's own default run context records it (`mlflow.user`)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "unknown"
+
+
+def _source_tags(stage: str, commit: str) -> dict[str, str]:
+    """MLflow's own source tags, which its UI shows: Source = the stage's module (the base name
+    of `mlflow.source.name`, type LOCAL: a script run here), Version = the commit's first
+    characters, User. `git.commit` stays for meddx's own readers."""
+    return {
+        "mlflow.source.name": f"src/meddx/stages/{stage}.py",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.git.commit": commit,
+        "mlflow.user": _user(),
+    }
 
 
 def _provenance(cfg: DictConfig, stage: str, name: str, inputs: Sequence[Path]) -> dict[str, str]:
@@ -45,10 +67,17 @@ def _provenance(cfg: DictConfig, stage: str, name: str, inputs: Sequence[Path]) 
         **input_hashes(list(inputs), Path(cfg.paths.root)),
         **{f"meddx.numerics.{key}": str(value) for key, value in numerics.facts().items()},
     }
-    tags["mlflow.source.git.commit"] = tags["git.commit"]
+    tags.update(_source_tags(stage, tags["git.commit"]))
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags
+
+
+def _dataset_fields(cfg: DictConfig, dataset: DatasetRead, tags: dict[str, str]) -> dict[str, str]:
+    """The dataset's MLflow fields; its digest is the md5 its `input.<path>` tag already holds."""
+    source = input_name(dataset.path, Path(cfg.paths.root))
+    digest = tags.get(f"input.{source}") or path_digest(dataset.path)
+    return record(dataset, source, digest)
 
 
 def _open(
@@ -106,14 +135,16 @@ def stage_run(
     run_name: str | None = None,
     parent_run_id: str | None = None,
     sections: Sequence[str] | None = None,
+    dataset: DatasetRead | None = None,
 ) -> Iterator[StageRun]:
     """Open a run tagged with provenance; close it FINISHED, KILLED when stopped by a signal
     or Ctrl+C (`meddx.interrupts`), or FAILED with the error.
 
     Params are the config `sections` the stage reads (all when None), flattened; the whole
     resolved config goes along as the `config.yaml` artifact. `parent_run_id` (a run's ref)
-    nests this run below it. Raises `TrackingError` after the block when the store failed on
-    the way (the block's work is done and spooled), unless this is a child run.
+    nests this run below it; `dataset` (one of the `inputs`) becomes its dataset input. Raises
+    `TrackingError` after the block when the store failed on the way (the block's work is done
+    and spooled), unless this is a child run.
     """
     if not is_global_zero():
         yield NullRun()
@@ -129,6 +160,8 @@ def stage_run(
         scope = {s: OmegaConf.select(shared, s) for s in sections} if sections else shared
         handle.log_params(flatten(scope))
         handle.log_text(OmegaConf.to_yaml(shared), "config.yaml")
+        if dataset is not None:
+            handle.log_dataset(_dataset_fields(cfg, dataset, tags), dataset.context)
         try:
             yield handle
         except BaseException as exc:

@@ -25,20 +25,35 @@ def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+# The MLflow 3 UI reads this experiment tag to choose its view: without it (or with
+# `genai_development`) the experiment opens on the GenAI overview (traces, judges); with
+# `custom_model_development` on the runs table of a model-training experiment. The UI writes
+# the same tag when a user picks the experiment type (mlflow/server/js: setExperimentTag
+# "mlflow.experimentKind"). meddx experiments hold model trainings only.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def experiment_id(store: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The experiment called `name`, created when missing (by whichever process is first)."""
+    """The experiment called `name`, created when missing (by whichever process is first),
+    marked a model-training experiment (also when an older store made it without the mark)."""
     from mlflow.exceptions import MlflowException
 
     experiment = store.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return store.create_experiment(name, artifact_location=artifact_location)
-    except MlflowException:  # another process created it first
-        experiment = store.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    if experiment is None:
+        try:
+            return store.create_experiment(
+                name,
+                artifact_location=artifact_location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        except MlflowException:  # another process created it first
+            experiment = store.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        store.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
 def latest_runs(cfg: DictConfig, stages: Sequence[str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from meddx.evaluation.document import Document
+from meddx.evaluation.model_card import card_path
 from meddx.evaluation.report.cells import number, with_ci
 from meddx.evaluation.report.published import comparison, load_published
 from meddx.paths import Layout, project_root
@@ -63,8 +64,11 @@ def _model_section(
     doc.heading(f"{model} on {spec.dataset}")
     evaluate_run = runs.runs.get(spec.evaluate)
     registered = evaluate_run.data.tags.get("meddx.registered_model") if evaluate_run else None
+    card = card_path(layout, model)
+    card_link = card.relative_to(layout.reports).as_posix() if card.is_file() else "none"
     doc.bullets(
         [
+            f"model card: {card_link}",
             f"evaluation stage `{spec.evaluate}`, MLflow run {runs.cell(spec.evaluate)}",
             f"training stage `{spec.train}`, MLflow run {runs.cell(spec.train)}",
             f"registered model: {registered or 'none'}",
