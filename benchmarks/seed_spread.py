@@ -22,24 +22,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from meddx.io import write_json
+from meddx.paths import pipeline_stages
 from meddx.repro_check import FACTS_KEY, SPREAD_FILE, leaves
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run_pipeline(root: Path, seed: int, *overrides: str) -> dict[str, dict]:
-    """Every stage of dvc.yaml for one seed; {metrics file: metrics}."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for stage in stages:
-        command = [sys.executable, "-m", "meddx", stage, f"seed={seed}", f"paths.root={root}"]
-        command += [f"tracking.uri=sqlite:///{root / 'mlflow.db'}", *overrides]
-        subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    """Every stage of dvc.yaml (`foreach` ones expanded) for one seed; {metrics file: metrics}.
+
+    Each runs its dvc.yaml command with the config composed from conf/ instead of params.yaml,
+    so that `seed` and `paths.root` can be set."""
+    for stage in pipeline_stages(REPO / "dvc.yaml").values():
+        module, *options = stage["cmd"].split()[3:]
+        pipeline = options[options.index("--pipeline") :][:2] if "--pipeline" in options else []
+        command = [sys.executable, "-m", "meddx", module, *pipeline, f"seed={seed}"]
+        command += [f"paths.root={root}", f"tracking.uri=sqlite:///{root / 'mlflow.db'}"]
+        subprocess.run([*command, *overrides], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    metrics = root / "reports" / "metrics"
     return {
-        f"reports/metrics/{path.name}": json.loads(path.read_text())
-        for path in sorted((root / "reports" / "metrics").glob("*.json"))
+        f"reports/metrics/{path.relative_to(metrics).as_posix()}": json.loads(path.read_text())
+        for path in sorted(metrics.rglob("*.json"))
     }
 
 
@@ -72,7 +76,11 @@ def main() -> int:
         }
     write_json(
         REPO / SPREAD_FILE,
-        {"dataset": "offline default (synthetic images and ECG)", "seeds": seeds, "std": std},
+        {
+            "dataset": "offline default (synthetic images, volumes and ECG)",
+            "seeds": seeds,
+            "std": std,
+        },
     )
     print(f"{sum(len(v) for v in std.values())} metrics, spread over seeds {seeds}: {SPREAD_FILE}")
     return 0

@@ -33,6 +33,10 @@ TINY_PIPELINE = (
     "gan.generate.per_class=10",
     "hpo.n_trials=1",
     "hpo.trial_overrides=['cnn.max_epochs=1']",
+    "pipelines.volume.data.image.synthetic.train=48",
+    "pipelines.volume.data.image.synthetic.val=24",
+    "pipelines.volume.data.image.synthetic.test=24",
+    "pipelines.volume.cnn.max_epochs=1",
 )
 
 

@@ -18,9 +18,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import REPO
+from meddx.paths import pipeline_stages
 
 pytestmark = pytest.mark.slow
-STAGES = set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+STAGES = set(pipeline_stages(REPO / "dvc.yaml"))  # the volume pipeline's `foreach` ones too
 TINY = {
     "conf/data/image/synthetic.yaml": {
         ("synthetic", "train"): 160,
@@ -30,6 +31,12 @@ TINY = {
     "conf/cnn/basic.yaml": {("max_epochs",): 2, ("batch_size",): 32},
     "conf/rnn/lstm.yaml": {("max_epochs",): 2, ("batch_size",): 64, ("net", "hidden"): 16},
     "conf/hpo/basic.yaml": {("n_trials",): 2, ("trial_overrides",): ["cnn.max_epochs=1"]},
+    "conf/data/image/synthetic3d.yaml": {
+        ("synthetic", "train"): 48,
+        ("synthetic", "val"): 24,
+        ("synthetic", "test"): 24,
+    },
+    "conf/pipelines/volume.yaml": {("cnn", "max_epochs"): 1},
 }
 
 
@@ -42,13 +49,15 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 def _shrink(repo: Path) -> None:
     for name, changes in TINY.items():
         path = repo / name
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        header = "".join(line for line in text.splitlines(True) if line.startswith("# @package"))
+        data = yaml.safe_load(text)
         for keys, value in changes.items():
             node = data
             for key in keys[:-1]:
                 node = node[key]
             node[keys[-1]] = value
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +100,8 @@ def test_repro_runs_every_stage_and_writes_the_outputs(repo: tuple[Path, dict[st
     for stage in STAGES:
         assert f"Running stage '{stage}'" in env["REPRO_OUTPUT"]
     for out in ("data/raw/images.npz", "data/processed/images.npz", "models/cnn/model.pt"):
+        assert (root / out).is_file(), out
+    for out in ("data/raw/volume/images.npz", "models/volume/cnn/model.pt"):
         assert (root / out).is_file(), out
 
 

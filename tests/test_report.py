@@ -171,7 +171,7 @@ def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
 
 
 def test_the_model_card_names_the_data_and_the_metrics_with_cis(project: Path) -> None:
-    card = (project / "reports" / "model_cards" / "cnn.md").read_text()
+    card = (project / "reports" / "model_cards" / "evaluate.md").read_text()
     assert card.startswith("# Model card: meddx-cnn-synthetic")
     assert "Dataset `synthetic`" in card
     splits = {t[0][0]: t for t in _tables(card)}["split"]
@@ -192,7 +192,7 @@ def test_the_model_card_is_the_registered_versions_description_and_a_run_artifac
 ) -> None:
     client, run = _evaluate_run(tracking_db)
     (version,) = client.search_model_versions(f"run_id='{run.info.run_id}'")
-    card = (project / "reports" / "model_cards" / "cnn.md").read_text()
+    card = (project / "reports" / "model_cards" / "evaluate.md").read_text()
     assert client.get_model_version(version.name, version.version).description == card
     logged = Path(client.download_artifacts(run.info.run_id, "model_card.md")).read_text()
     assert logged == card
@@ -200,8 +200,8 @@ def test_the_model_card_is_the_registered_versions_description_and_a_run_artifac
 
 def test_the_report_links_the_model_card(project: Path) -> None:
     report = (project / "reports" / "report.md").read_text()
-    assert "- model card: model_cards/cnn.md" in report
-    assert (project / "reports" / "model_cards" / "cnn.md").is_file()
+    assert "- model card: model_cards/evaluate.md" in report
+    assert (project / "reports" / "model_cards" / "evaluate.md").is_file()
 
 
 def test_notebooks_execute_on_the_pipeline_outputs(

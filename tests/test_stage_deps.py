@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from meddx.paths import pipeline_stages
 
 PLUMBING = {
     "meddx",
@@ -31,7 +32,9 @@ PLUMBING = {
     "meddx.redact",
     "meddx.tracking",  # and its modules
 }
-STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+STAGES = pipeline_stages(REPO / "dvc.yaml")  # `foreach` groups expanded, as DVC runs them
+PIPELINES = yaml.safe_load((REPO / "params.yaml").read_text())["pipelines"]
+PIPELINE_SECTIONS = ("data.image", "cnn")  # what an entry of `pipelines` sets (meddx.config)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +51,22 @@ def code_deps(stage: str) -> list[str]:
     return [d for d in STAGES[stage]["deps"] if d.startswith("src/") and not d.endswith(".yaml")]
 
 
+def module_of(stage: str) -> str:
+    """The stage module a dvc.yaml stage runs (`python -m meddx <module> ...`)."""
+    return STAGES[stage]["cmd"].split()[3]
+
+
+def pipeline_of(stage: str) -> str | None:
+    command = STAGES[stage]["cmd"].split()
+    return command[command.index("--pipeline") + 1] if "--pipeline" in command else None
+
+
+ENTRY_STAGES = sorted(s for s in STAGES if pipeline_of(s))
+
+
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_a_stage_lists_the_code_it_imports(graph: grimp.ImportGraph, stage: str) -> None:
-    module = f"meddx.stages.{stage}"
+    module = f"meddx.stages.{module_of(stage)}"
     imported = {
         m
         for m in graph.find_upstream_modules(module) | {module}
@@ -63,3 +79,27 @@ def test_a_stage_lists_the_code_it_imports(graph: grimp.ImportGraph, stage: str)
     stale = {d for d in deps if d.endswith(".py") and d not in files}
     assert not missing, f"{stage}: add to its deps in dvc.yaml"
     assert not stale, f"{stage}: lists code it does not import"
+
+
+def test_every_pipeline_entry_has_its_stages() -> None:
+    made = {(module_of(s), pipeline_of(s)) for s in ENTRY_STAGES}
+    modules = ("acquire_images", "preprocess_images", "train_cnn", "evaluate")
+    assert made == {(m, p) for m in modules for p in PIPELINES}
+
+
+@pytest.mark.parametrize("stage", ENTRY_STAGES)
+def test_a_pipeline_stage_lists_the_code_and_files_of_its_default_stage(stage: str) -> None:
+    default, name = module_of(stage), pipeline_of(stage)
+    moved = {
+        dep.replace(f"/{name}/", "/", 1) if not dep.startswith("src/") else dep
+        for dep in STAGES[stage]["deps"]
+    }
+    assert moved == set(STAGES[default]["deps"])
+
+
+@pytest.mark.parametrize("stage", ENTRY_STAGES)
+def test_a_pipeline_stage_reads_its_entrys_sections_and_the_shared_rest(stage: str) -> None:
+    default, name = module_of(stage), pipeline_of(stage)
+    own = [p for p in STAGES[default]["params"] if isinstance(p, str)]  # not tune's best.yaml
+    expected = {f"pipelines.{name}.{p}" if p.startswith(PIPELINE_SECTIONS) else p for p in own}
+    assert set(STAGES[stage]["params"]) == expected

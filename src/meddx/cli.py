@@ -50,11 +50,17 @@ def _parser() -> argparse.ArgumentParser:
         + "\n  compose              Print (or --output) the composition of conf/, as DVC does"
         "\n\nexamples:\n  python -m meddx train_cnn cnn.max_epochs=2\n"
         "  python -m meddx train_cnn --params params.yaml   # what dvc.yaml runs\n"
+        "  python -m meddx train_cnn --pipeline volume      # the volume pipeline's model\n"
         "  python -m meddx compose --output params.yaml     # what `make params` runs",
     )
     parser.add_argument("command", choices=[*STAGES, "compose"], metavar="stage")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, group=option")
     parser.add_argument("--params", help="read this composed params file instead of conf/")
+    parser.add_argument(
+        "--pipeline",
+        help="run the stage for this entry of `pipelines` (conf/pipelines/<name>.yaml): its "
+        "sections in place of the default's, its files below <folder>/<name>/",
+    )
     parser.add_argument("--output", help="compose: write here (atomically) instead of stdout")
     parser.add_argument(
         "--check",
@@ -110,7 +116,7 @@ def _stamp_metrics(cfg: DictConfig, stage: str) -> None:
     from meddx.io import write_json
     from meddx.paths import Layout
 
-    path = Layout(cfg.paths.root).metrics(stage)
+    path = Layout.of(cfg).metrics(stage)
     if path.is_file():
         written = json.loads(path.read_text())
         if isinstance(written, dict):
@@ -126,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compose(args)
         from meddx.config import compose, load_params
 
-        cfg = load_params(args.params, args.overrides) if args.params else compose(args.overrides)
+        cfg = (
+            load_params(args.params, args.overrides, args.pipeline)
+            if args.params
+            else compose(args.overrides, pipeline=args.pipeline)
+        )
         if argv is None:
             _enter_profile(cfg)
         stage = importlib.import_module(f"meddx.stages.{args.command}")

@@ -16,7 +16,7 @@ no checkpoint folder) instead of deep inside an optimizer.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from meddx.errors import ConfigError
 
 CONFIG_NAME = "config"
 PARAMS_FILE = "params.yaml"
+PIPELINES = "pipelines"
 
 
 def default_conf_dir() -> Path:
@@ -129,8 +130,13 @@ def apply_value_overrides(cfg: DictConfig, overrides: Sequence[str], origin: str
     return cfg
 
 
-def compose(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> DictConfig:
-    """Compose `conf/` with overrides the way DVC does, and check the value overrides."""
+def compose(
+    overrides: Sequence[str] = (), conf_dir: Path | None = None, pipeline: str | None = None
+) -> DictConfig:
+    """Compose `conf/` with overrides the way DVC does, and check the value overrides.
+
+    `pipeline` selects an entry of `pipelines` (`select_pipeline`) before the value overrides,
+    so that they set that pipeline's values."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -148,14 +154,19 @@ def compose(overrides: Sequence[str] = (), conf_dir: Path | None = None) -> Dict
         raise ConfigError(str(exc).strip()) from None
     except yaml.YAMLError as exc:
         raise _syntax_error(exc) from None
+    if pipeline:
+        cfg = _selected(cfg, pipeline)
     apply_value_overrides(cfg, values, origin=f"the composition of {conf_dir}")
     return _resolved(cfg)
 
 
 def load_params(
-    path: str | os.PathLike[str] = PARAMS_FILE, overrides: Sequence[str] = ()
+    path: str | os.PathLike[str] = PARAMS_FILE,
+    overrides: Sequence[str] = (),
+    pipeline: str | None = None,
 ) -> DictConfig:
-    """Read a composed params file (what `dvc exp run` wrote) and apply value overrides."""
+    """Read a composed params file (what `dvc exp run` wrote), select `pipeline` (if given)
+    and apply value overrides."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Params file {path} not found; create it with `make params`")
@@ -173,8 +184,51 @@ def load_params(
             "without --params, or `dvc exp run -S '<group>=<option>'`"
         )
     OmegaConf.set_struct(cfg, True)
+    if pipeline:
+        cfg = _selected(cfg, pipeline)
     apply_value_overrides(cfg, overrides, origin=str(path))
     return _resolved(cfg)
+
+
+def _sections(entry: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of each section a pipeline entry replaces: a mapping of mappings
+    (`data`) is a namespace and is walked; any other value (`data.image`, `cnn`) is a section."""
+    for key, value in entry.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if OmegaConf.is_dict(value) and value and all(OmegaConf.is_dict(v) for v in value.values()):
+            yield from _sections(value, name)
+        else:
+            yield name, value
+
+
+def _selected(cfg: DictConfig, name: str) -> DictConfig:
+    """`cfg` as the image pipeline `name` sees it: each section of `pipelines.<name>` in place
+    of the default pipeline's, whole (no key of the default's `data.image` leaks into a volume
+    dataset's), and `paths.pipeline` set, so that `Layout` puts every file of the pipeline
+    below a folder of its own (meddx.paths).
+
+    Why entries of one params file rather than a params file per pipeline: DVC's `foreach`
+    over `pipelines` makes one set of stages per entry from the same stage modules, `dvc exp run
+    -S pipelines.volume.cnn.max_epochs=4` and `dvc params diff` work as for the default, and
+    one Hydra composition (`conf/pipelines/<name>.yaml`) checks every pipeline's values.
+    """
+    import copy
+
+    from omegaconf import open_dict
+
+    entries = cfg.get(PIPELINES) or {}
+    if name not in entries:
+        raise ConfigError(
+            f"--pipeline {name}: no such pipeline; the config has {sorted(entries) or 'none'} "
+            f"under '{PIPELINES}' (add conf/{PIPELINES}/{name}.yaml to the `{PIPELINES}` list of "
+            f"conf/{CONFIG_NAME}.yaml)"
+        )
+    out = copy.deepcopy(cfg)
+    with open_dict(out):
+        for key, section in _sections(entries[name]):
+            OmegaConf.update(out, key, copy.deepcopy(section), merge=False)
+        out.paths.pipeline = name
+    return out
 
 
 def with_overrides(

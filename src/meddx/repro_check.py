@@ -1,7 +1,8 @@
 """The reproduction check behind `make ci-repro`: rebuild the pipeline, compare its metrics.
 
 A change that silently alters results must fail CI. The check reads every metrics file
-committed under `reports/metrics/` (as in git HEAD, before anything runs), rebuilds the
+committed under `reports/metrics/` and each image pipeline's folder in it (as in git HEAD,
+before anything runs), rebuilds the
 pipeline with `dvc repro --force` (every stage recomputed, nothing taken from a cache), and
 fails unless `dvc status` is clean and every committed metric is reproduced.
 
@@ -185,9 +186,26 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+def pipeline_names(repo: Path, rev: str = "HEAD") -> list[str]:
+    """The image pipelines beside the default one (`pipelines` of params.yaml at `rev`)."""
+    import yaml
+
+    try:
+        params = yaml.safe_load(_git(repo, "show", f"{rev}:params.yaml")) or {}
+    except subprocess.CalledProcessError:
+        return []
+    return [str(name) for name in params.get("pipelines") or {}]
+
+
 def committed_metrics(repo: Path, rev: str = "HEAD") -> dict[str, Any]:
-    """Every `reports/metrics/*.json` as committed at `rev` (not as the working tree has it)."""
-    names = _git(repo, "ls-tree", "--name-only", rev, f"{METRICS_DIR}/").split()
+    """Every `reports/metrics/*.json` and `reports/metrics/<pipeline>/*.json` (meddx.paths) as
+    committed at `rev` (not as the working tree has it)."""
+    folders = [METRICS_DIR, *(f"{METRICS_DIR}/{name}" for name in pipeline_names(repo, rev))]
+    names = [
+        name
+        for folder in folders
+        for name in _git(repo, "ls-tree", "--name-only", rev, f"{folder}/").split()
+    ]
     return {
         name: json.loads(_git(repo, "show", f"{rev}:{name}"))
         for name in names

@@ -35,9 +35,11 @@ LIMITS = (
 )
 
 
-def card_path(layout: Layout, model: str) -> Path:
-    """Where the card of `model` (the report's model key: cnn) is written and linked from."""
-    return layout.reports / "model_cards" / f"{model}.md"
+def card_path(layout: Layout, evaluate_stage: str) -> Path:
+    """Where the card of the model that `evaluate_stage` scored is written and linked from:
+    named after that stage as the report names it (`evaluate`, `volume/evaluate`), so every
+    image pipeline's model has its own and the report finds it from its config alone."""
+    return layout.reports / "model_cards" / f"{evaluate_stage}.md"
 
 
 def _balance(counts: Mapping[str, Any]) -> list[str]:

@@ -85,8 +85,8 @@ def _card(
     result: dict[str, Any],
     info: dict[str, Any],
 ) -> str:
-    """The model card, written to reports/model_cards/<model>.md (linked from the report)."""
-    path = model_card.card_path(layout, MODEL)
+    """The model card, written to reports/model_cards/<stage>.md (linked from the report)."""
+    path = model_card.card_path(layout, layout.stage(STAGE))
     config = {section: OmegaConf.select(cfg, section) for section in SECTIONS}
     provenance = git_state(Path(__file__).resolve().parent)
     card = model_card.build(name, facts, result, info, provenance, config, path.parent)

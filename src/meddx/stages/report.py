@@ -1,7 +1,8 @@
 """Stage `report`: one reports/report.md (and a self-contained report.html) for people.
 
 The layout is `meddx.evaluation.report`; this stage gathers what it shows: every metrics file
-the DAG wrote, the latest finished MLflow run of each stage (read from the store, which is no
+the DAG wrote (the default pipeline's and each other image pipeline's, `volume/evaluate`), the
+latest finished MLflow run of each stage (read from the store, which is no
 DVC dep) and the git commit. A store that does not answer costs the run ids, not the report:
 the report says so, and its own run waits in the spool for `meddx upload` like any stage's.
 """
@@ -9,10 +10,12 @@ the report says so, and its own run waits in the spool for `meddx upload` like a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from meddx.config import PIPELINES
 from meddx.errors import TrackingError
 from meddx.evaluation.report.build import build
 from meddx.io import write_text
@@ -26,11 +29,22 @@ STAGE = "report"
 SECTIONS = ("report",)
 
 
+def _metrics_files(folder: Path, pipelines: list[str]) -> dict[str, Path]:
+    """{stage: metrics file} of the default pipeline and of each other pipeline's folder, keyed
+    as the stages' runs are tagged (`evaluate`, `volume/evaluate`: meddx.paths); inner files of
+    a stage (`evaluate_gan/tstr.json`) are its own business and stay out."""
+    found = {}
+    for prefix, where in [("", folder), *((f"{name}/", folder / name) for name in pipelines)]:
+        for path in sorted(where.glob("*.json")) if where.is_dir() else []:
+            found[f"{prefix}{path.stem}"] = path
+    return found
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     layout = Layout.of(cfg)
-    metrics_dir = layout.metrics(STAGE).parent
-    paths = sorted(metrics_dir.glob("*.json")) if metrics_dir.is_dir() else []
-    results = {p.stem: json.loads(p.read_text()) for p in paths}
+    found = _metrics_files(layout.metrics(STAGE).parent, list(cfg.get(PIPELINES) or {}))
+    paths = list(found.values())
+    results = {stage: json.loads(path.read_text()) for stage, path in found.items()}
     stages = sorted(set(results) | {s.train for s in cfg.report.models.values()})
     md, page = layout.reports / "report.md", layout.reports / "report.html"
     with stage_run(

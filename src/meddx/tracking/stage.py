@@ -57,10 +57,12 @@ def _source_tags(stage: str, commit: str) -> dict[str, str]:
 
 def _provenance(cfg: DictConfig, stage: str, name: str, inputs: Sequence[Path]) -> dict[str, str]:
     root = project_root(cfg.paths.root)
+    layout = Layout.of(cfg)
+    scoped = layout.stage(stage)  # `volume/evaluate` for the volume pipeline's (meddx.paths)
     tags = {
         "mlflow.runName": name,
-        "meddx.stage": stage,
-        "dvc.stage": stage,
+        "meddx.stage": scoped,
+        "dvc.stage": os.environ.get("DVC_STAGE") or scoped,  # DVC's name when DVC runs it
         "meddx.pipeline_id": pipeline_id(root),
         **process_tags(),
         **git_state(Path(__file__).resolve().parent),
@@ -68,6 +70,8 @@ def _provenance(cfg: DictConfig, stage: str, name: str, inputs: Sequence[Path]) 
         **{f"meddx.numerics.{key}": str(value) for key, value in numerics.facts().items()},
     }
     tags.update(_source_tags(stage, tags["git.commit"]))
+    if layout.pipeline:
+        tags["meddx.pipeline"] = layout.pipeline
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags

@@ -64,7 +64,7 @@ def _model_section(
     doc.heading(f"{model} on {spec.dataset}")
     evaluate_run = runs.runs.get(spec.evaluate)
     registered = evaluate_run.data.tags.get("meddx.registered_model") if evaluate_run else None
-    card = card_path(layout, model)
+    card = card_path(layout, spec.evaluate)
     card_link = card.relative_to(layout.reports).as_posix() if card.is_file() else "none"
     doc.bullets(
         [
