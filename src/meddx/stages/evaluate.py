@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -56,8 +55,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             val_auc = float(info.get("best", {}).get("best_val_auc", float("nan")))
             register(
                 tracked,
+                model_path,
                 net,
-                np.ascontiguousarray(x[:2], dtype=np.float32),
+                x,
+                info,
                 f"meddx-{MODEL}-{dataset}",
                 val_auc,
                 {"dataset": dataset, "test_auc": f"{result['test_auc']:.4f}"},
