@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui bench-serve
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -100,3 +100,5 @@ bench-fuzz: setup ## The reader fuzz tests at SCALE (default 10) times their bud
 	$(BIN)/python benchmarks/fuzz_readers.py
 bench-soak: setup ## 50 short stage runs in a row against one MLflow store (loopback): failures, size, drift
 	$(BIN)/python benchmarks/soak.py
+bench-serve: setup ## `mlflow models serve` latency (p50, p95) and `predict` images/s, PneumoniaMNIST
+	$(BIN)/python benchmarks/bench_serve.py

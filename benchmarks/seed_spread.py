@@ -8,6 +8,11 @@ once per seed in SEEDS (default 0 1 2), each in a project of its own under a tem
 per-metric sample standard deviation to reports/repro/spread.json.
 
     SEEDS="0 1 2" python benchmarks/seed_spread.py
+    PIPELINE=volume python benchmarks/seed_spread.py   # one image pipeline's stages only
+
+With PIPELINE, only that pipeline's stages run (an added pipeline gets its spread without
+rerunning the rest) and only its metrics files are replaced in spread.json; the seeds of each
+file are recorded beside its spread.
 """
 
 from __future__ import annotations
@@ -34,9 +39,12 @@ def run_pipeline(root: Path, seed: int, *overrides: str) -> dict[str, dict]:
 
     Each runs its dvc.yaml command with the config composed from conf/ instead of params.yaml,
     so that `seed` and `paths.root` can be set."""
+    only = os.environ.get("PIPELINE")
     for stage in pipeline_stages(REPO / "dvc.yaml").values():
         module, *options = stage["cmd"].split()[3:]
         pipeline = options[options.index("--pipeline") :][:2] if "--pipeline" in options else []
+        if only and pipeline[1:] != [only]:
+            continue
         command = [sys.executable, "-m", "meddx", module, *pipeline, f"seed={seed}"]
         command += [f"paths.root={root}", f"tracking.uri=sqlite:///{root / 'mlflow.db'}"]
         subprocess.run([*command, *overrides], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
@@ -74,12 +82,19 @@ def main() -> int:
             for key in sorted(common)
             if all(math.isfinite(v[key]) for v in values)
         }
+    spread = {"std": {}, "seeds_of": {}}
+    if os.environ.get("PIPELINE") and (REPO / SPREAD_FILE).is_file():
+        spread = json.loads((REPO / SPREAD_FILE).read_text())
+        spread.setdefault("seeds_of", {name: spread["seeds"] for name in spread["std"]})
+    spread["std"].update(std)
+    spread["seeds_of"].update({name: seeds for name in std})
     write_json(
         REPO / SPREAD_FILE,
         {
             "dataset": "offline default (synthetic images, volumes and ECG)",
             "seeds": seeds,
-            "std": std,
+            "seeds_of": dict(sorted(spread["seeds_of"].items())),
+            "std": dict(sorted(spread["std"].items())),
         },
     )
     print(f"{sum(len(v) for v in std.values())} metrics, spread over seeds {seeds}: {SPREAD_FILE}")

@@ -79,3 +79,36 @@ def mirror() -> Path:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+# One PneumoniaMNIST epoch of a narrow ConvNet: seconds, and a model whose probabilities vary.
+PNEUMONIA_TINY = (
+    "data/image=pneumoniamnist",
+    "cnn=convnet",
+    "cnn.net.channels=[8,16,16]",
+    "cnn.max_epochs=1",
+    "evaluate.bootstrap=0",
+    "evaluate.gradcam.per_class=1",
+)
+
+
+@pytest.fixture(scope="session")
+def pneumonia(tmp_path_factory: pytest.TempPathFactory, tracking_db: str, mirror: Path):
+    """A project that trained, evaluated and registered a tiny pneumonia model (real data);
+    its config. Shared by the predict and serving tests: training it once costs ~30 s."""
+    from meddx.stages import acquire_images, evaluate, preprocess_images, train_cnn
+
+    root = tmp_path_factory.mktemp("pneumonia")
+    cfg = compose(
+        [
+            f"paths.root={root}",
+            f"paths.mirror={mirror}",
+            f"tracking.uri={tracking_db}",
+            "tracking.experiment=pneumonia-serve",
+            *PNEUMONIA_TINY,
+        ],
+        conf_dir=CONF,
+    )
+    for stage in (acquire_images, preprocess_images, train_cnn, evaluate):
+        stage.run(cfg)
+    return cfg

@@ -121,52 +121,84 @@ def create_database(server: str, name: str) -> str:
 
 
 @contextmanager
-def mlflow_server(backend: str, artifacts: Path, workers: int = 2) -> Iterator[str]:
-    """`mlflow server` on a free loopback port with `backend` as its store; yields its URL."""
-    artifacts.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log_path = artifacts.parent / f"mlflow-server-{port}.log"
+def _serving(command: list[str], url: str, health: str, log_path: Path, env=None) -> Iterator[str]:
+    """Run `command` in its own session until `url + health` answers; yield `url`; stop it."""
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--backend-store-uri",
-                backend,
-                "--serve-artifacts",
-                "--artifacts-destination",
-                str(artifacts),
-                "--workers",
-                str(workers),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
-        url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
             while True:
                 try:
-                    urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                    urllib.request.urlopen(f"{url}{health}", timeout=2).close()
                     break
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(
-                            f"mlflow server did not start:\n{log_path.read_text()[-3000:]}"
+                            f"{command[2:4]} did not start:\n{log_path.read_text()[-3000:]}"
                         ) from None
                     time.sleep(0.5)
             yield url
         finally:
-            os.killpg(process.pid, signal.SIGTERM)  # the server and its uvicorn workers
+            os.killpg(process.pid, signal.SIGTERM)  # the server and its workers
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@contextmanager
+def mlflow_server(backend: str, artifacts: Path, workers: int = 2) -> Iterator[str]:
+    """`mlflow server` on a free loopback port with `backend` as its store; yields its URL."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts),
+        "--workers",
+        str(workers),
+    ]
+    log_path = artifacts.parent / f"mlflow-server-{port}.log"
+    with _serving(command, f"http://127.0.0.1:{port}", "/health", log_path) as url:
+        yield url
+
+
+@contextmanager
+def model_server(model_uri: str, tracking_uri: str, log_dir: Path) -> Iterator[str]:
+    """`mlflow models serve -m <model_uri> --env-manager local` (one worker) on a free loopback
+    port, the model looked up in `tracking_uri`; yields its URL (POST /invocations)."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    log_path = log_dir / f"model-server-{port}.log"
+    with _serving(command, f"http://127.0.0.1:{port}", "/ping", log_path, env) as url:
+        yield url

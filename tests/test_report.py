@@ -166,8 +166,14 @@ def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
     # The store is shared by the session: other tests' models may hold the alias, by merit.
     best = client.get_model_version_by_alias(version.name, "best")
     assert float(best.tags["val_score"]) >= float(version.tags["val_score"])
-    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "registered_model")}
-    assert "registered_model/input_example.json" in model_files
+    (logged,) = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
+    top = {a.path for a in client.list_logged_model_artifacts(logged.model_id)}
+    inside = {a.path for a in client.list_logged_model_artifacts(logged.model_id, "artifacts")}
+    assert {"MLmodel", "input_example.json"} <= top
+    assert {"artifacts/model.pt", "artifacts/model.onnx"} <= inside
+    assert float(logged.tags["meddx.onnx_max_abs_diff"]) <= 1e-4
 
 
 def test_the_model_card_names_the_data_and_the_metrics_with_cis(project: Path) -> None:

@@ -183,6 +183,7 @@ SCHEMA: tuple[tuple[str, Number | None], ...] = (
     # predict
     ("predict.ecg.fs", positive("a sampling rate in Hz", null=True)),
     ("predict.ecg.strip_seconds", positive("seconds")),
+    ("predict.image.window", Number("an intensity bound", null=True)),
 )
 
 

@@ -228,58 +228,64 @@ def check_duplicate_files(rows: list[Row], splits: list[str]) -> None:
 
 def load_image(row: Row) -> tuple[np.ndarray, float | None]:
     """Finite pixels `(H, W)` or `(H, W, 3)` and their full-scale value (None: modality units)."""
-    pixels, full_scale = _decode(row)
+    return read_image(row.path, row.where)
+
+
+def read_image(path: Path, where: str) -> tuple[np.ndarray, float | None]:
+    """`load_image` for a file outside a labels.csv (`predict`); `where` names it in errors
+    without its path, which may hold a patient name."""
+    pixels, full_scale = _decode(path, where)
     if not np.isfinite(pixels).all():
-        raise DataError(f"{row.where}: the image holds NaN or infinite values")
+        raise DataError(f"{where}: the image holds NaN or infinite values")
     return pixels, full_scale
 
 
-def _decode(row: Row) -> tuple[np.ndarray, float | None]:
-    kind = kind_of(row.path)
+def _decode(path: Path, where: str) -> tuple[np.ndarray, float | None]:
+    kind = kind_of(path)
     if kind == "series":
         raise DataError(
-            f"{row.where}: names a folder (a DICOM series); volumes need "
+            f"{where}: names a folder (a DICOM series); volumes need "
             "data.image.spatial_dims=3 (see conf/data/image/folder3d.yaml)"
         )
     if kind == "dicom":
         from meddx.data.dicom import read_pixels
 
-        return read_pixels(row.path, row.where), None
+        return read_pixels(path, where), None
     if kind == "nifti":
         import nibabel as nib
 
         try:
-            volume = nib.as_closest_canonical(nib.load(row.path)).get_fdata(dtype=np.float32)
+            volume = nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32)
         except Exception as exc:  # nibabel raises many types for broken files
-            raise DataError(
-                f"{row.where}: not a readable NIfTI file ({type(exc).__name__})"
-            ) from None
+            raise DataError(f"{where}: not a readable NIfTI file ({type(exc).__name__})") from None
         volume = np.squeeze(volume)
         if volume.ndim == 3:  # a 2D pipeline takes the middle axial slice, anterior up
             volume = volume[:, :, volume.shape[2] // 2]
         if volume.ndim != 2:
-            raise DataError(f"{row.where}: NIfTI data of shape {volume.shape} is not 2D or 3D")
+            raise DataError(f"{where}: NIfTI data of shape {volume.shape} is not 2D or 3D")
         return np.rot90(volume).copy(), None
     if kind == "pil":
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(row.path) as image:
+            with Image.open(path) as image:
                 if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                     return np.asarray(image, dtype=np.float32), 65535.0
                 image = image.convert("RGB" if image.mode in ("RGB", "RGBA", "P", "CMYK") else "L")
                 return np.asarray(image, dtype=np.float32), 255.0
         except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"{row.where}: not a readable image ({type(exc).__name__})") from None
+            raise DataError(f"{where}: not a readable image ({type(exc).__name__})") from None
     raise DataError(
-        f"{row.where}: unsupported file type; supported: "
+        f"{where}: unsupported file type; supported: "
         f"{', '.join(PIL_SUFFIXES + DICOM_SUFFIXES + NIFTI_SUFFIXES)}"
     )
 
 
-def _transform(
+def transform_for(
     size: int, channels: int, window: list[float] | None
 ) -> Callable[[np.ndarray, float | None], np.ndarray]:
+    """Pixels and their full scale -> one stored uint8 sample: the folder source's images and
+    `predict`'s inputs go through this one function (meddx.data.image_spec)."""
     from monai.transforms import (
         CenterSpatialCrop,
         EnsureChannelFirst,
@@ -322,7 +328,7 @@ Described = Callable[[], dict[str, str]]  # what the samples read so far were, a
 def _image_sampler(spec: DictConfig) -> tuple[Sampler, tuple[int, ...], Described]:
     """One uint8 image per row, the shape of one, and (nothing) to record about them."""
     window = list(spec.folder.window) if spec.folder.window is not None else None
-    transform = _transform(spec.size, spec.channels, window)
+    transform = transform_for(spec.size, spec.channels, window)
 
     def sample(row: Row) -> np.ndarray:
         pixels, full_scale = load_image(row)

@@ -240,3 +240,15 @@ def ecg_strip(
     ax.set(xlabel="time (s)", ylabel="mV (filtered)", title=title, xlim=(0, seconds[-1]))
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
     return _save(fig, path)
+
+
+def heatmap_overlay(path: Path, image: np.ndarray, heat: np.ndarray, title: str) -> Path:
+    """One image (C, H, W) beside it with its heat map (H, W) overlaid: `predict`'s Grad-CAM."""
+    fig, (plain, overlaid) = plt.subplots(1, 2, figsize=(5.0, 2.8))
+    plain.imshow(_display(image), cmap="gray")
+    _draw_heatmap(overlaid, {"image": image, "heat": heat})
+    for ax in (plain, overlaid):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=8)
+    return _save(fig, path)

@@ -4,7 +4,9 @@ or a registered model `name@alias` / `name/version`.
 The exported model.pt, not a bare network, is what is looked for, because it carries what the
 network alone does not: the class names, the task and the preprocessing its inputs need. The
 training stages log it under the artifact path `model/` of their run; a registered version
-is followed to the model.pt of its source, else of its run.
+is followed to the model.pt of its source (a run's artifact path, or an MLflow 3 logged
+model, as `evaluate` registers: the pyfunc keeps model.pt among its artifacts), else of its
+run.
 """
 
 from __future__ import annotations
@@ -51,6 +53,21 @@ def _download(uri: str, run_id: str, artifact: str, into: Path, what: str) -> Pa
     return _found(Path(local), what)
 
 
+def _from_uri(uri: str, source: str, into: Path, what: str) -> Path:
+    """The model.pt under an artifact URI (a logged model's location: the pyfunc's
+    `artifacts/model.pt`)."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=str(into), tracking_uri=uri
+        )
+    except (MlflowException, OSError) as exc:
+        raise DataError(f"{what}: cannot download its source {source}: {exc}") from None
+    return _found(Path(local), what)
+
+
 def _registered(uri: str, ref: dict[str, str | None], into: Path, spec: str) -> Path:
     """The model.pt behind a registered version (`ref`: name, and alias or version)."""
     from mlflow.exceptions import MlflowException
@@ -72,6 +89,9 @@ def _registered(uri: str, ref: dict[str, str | None], into: Path, spec: str) -> 
     if source.startswith(prefix):
         with contextlib.suppress(DataError):
             return _download(uri, version.run_id, source[len(prefix) :], into / "source", what)
+    elif source:
+        with contextlib.suppress(DataError):
+            return _from_uri(uri, source, into / "source", what)
     return _download(uri, version.run_id, RUN_ARTIFACT, into / "run", what)
 
 

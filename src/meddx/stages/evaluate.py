@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -67,8 +66,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             val_score = float(info.get("best", {}).get(f"best_val_{key}", float("nan")))
             version, _ = register(
                 tracked,
+                model_path,
                 net,
-                np.ascontiguousarray(x[:2], dtype=np.float32),
+                x,
+                info,
                 name,
                 val_score,
                 {"dataset": dataset, f"test_{key}": f"{result[f'test_{key}']:.4f}"},

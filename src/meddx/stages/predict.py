@@ -21,11 +21,11 @@ import torch
 from omegaconf import DictConfig
 
 from meddx.errors import ConfigError, DataError
-from meddx.evaluation import ecg_predict
+from meddx.evaluation import ecg_predict, image_predict
 from meddx.evaluation.model_source import model_file
 from meddx.models import export
 
-PREDICTORS: tuple[ModuleType, ...] = (ecg_predict,)
+PREDICTORS: tuple[ModuleType, ...] = (ecg_predict, image_predict)
 INPUT_KEY = "predict.input"
 
 

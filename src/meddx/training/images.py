@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 
+from meddx.data import image_spec
 from meddx.data.augment import BatchAugment
 from meddx.data.npz import load_npz
 from meddx.paths import Layout, require
@@ -47,6 +48,7 @@ def load_data(cfg: DictConfig) -> tuple[ClassifierData, list[Path], dict[str, An
             "image_size": facts["size"],
             "spatial_dims": arrays["train_images"].ndim - 2,
         },
+        info={"image": image_spec.facts(facts, cfg.data.image)},  # what `predict` reads
     )
     return data, [images, meta_path], facts
 

@@ -1,0 +1,92 @@
+"""The image preprocessing a classifier was trained with, carried in its model.pt, and applied
+to a new image file or array.
+
+`train_cnn` copies the dataset facts that `preprocess_images` wrote (size, channels, spatial
+axes, the intensity `normalization`) and the folder source's fixed `window` into the exported
+model (`info["image"]`), so a model says itself how a new image must be read. A new image takes
+the folder source's path to a stored uint8 sample (`meddx.data.folder.transform_for`: intensity
+to [0, 1], centred square crop, resize, channels; applied by meddx.evaluation.image_predict,
+so that training does not depend on the readers) and then `preprocess_images`' path to the
+processed scale (`ImageSpec.from_stored`). For a stored test image written
+out as an 8-bit PNG both are exact, so `predict` sees the very array `evaluate` sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from meddx.data.intensity import stored_to_processed
+from meddx.errors import DataError
+
+FACTS = ("name", "size", "channels", "spatial_dims", "normalization")
+
+
+def facts(meta: dict[str, Any], spec: DictConfig) -> dict[str, Any]:
+    """What a model must carry about its images: `meta` is preprocess_images' images.json,
+    `spec` the `data.image` config (the folder source's window lives only there)."""
+    window = spec.folder.window if spec.source == "folder" else None
+    return {key: meta[key] for key in FACTS} | {
+        "window": [float(v) for v in window] if window is not None else None
+    }
+
+
+def pixels_of_array(array: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """A raw image array as the folder reader's (pixels, full scale): integers by their
+    type's range (uint8: 255, uint16: 65535, as PNG bit depths), floats in modality units."""
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.float32), float(np.iinfo(array.dtype).max)
+    if not np.isfinite(array).all():
+        raise DataError("the image array holds NaN or infinite values")
+    return array.astype(np.float32), None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    dataset: str
+    size: int
+    channels: int
+    spatial_dims: int
+    normalization: dict[str, list[float]]
+    window: tuple[float, float] | None
+
+    @classmethod
+    def of_model(cls, info: dict[str, Any], model: str) -> ImageSpec:
+        """The spec stored in a model's info; a clear error for a model without one."""
+        image = info.get("image")
+        if not isinstance(image, dict):
+            raise DataError(
+                f"model {model} carries no image preprocessing (it was trained by "
+                f"{info.get('stage', 'an unknown stage')}, or by a train_cnn older than "
+                "`predict`): choose an image model, or retrain it with `dvc repro train_cnn`"
+            )
+        window = image.get("window")
+        return cls(
+            dataset=str(image["name"]),
+            size=int(image["size"]),
+            channels=int(image["channels"]),
+            spatial_dims=int(image["spatial_dims"]),
+            normalization={k: list(v) for k, v in image["normalization"].items()},
+            window=(float(window[0]), float(window[1])) if window is not None else None,
+        )
+
+    def with_window(self, window: list[float] | None) -> ImageSpec:
+        """The spec with another intensity window (None keeps the model's own)."""
+        if window is None:
+            return self
+        return replace(self, window=(float(window[0]), float(window[1])))
+
+    def check_2d(self, model: str) -> None:
+        if self.spatial_dims != 2:
+            raise DataError(
+                f"model {model} takes {self.spatial_dims}-D volumes; predict reads 2-D images "
+                "(PNG/JPEG, DICOM images, 2-D NIfTI): choose a 2-D image model"
+            )
+
+    def from_stored(self, stored: np.ndarray) -> np.ndarray:
+        """One stored uint8 sample `(H, W[, C])` -> `(C, H, W)` float32 on the processed scale."""
+        return stored_to_processed(stored[None], self.normalization, self.spatial_dims)[0]

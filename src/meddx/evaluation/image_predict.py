@@ -1,0 +1,154 @@
+"""`predict` for images: class probabilities of a PNG/JPEG, DICOM image or 2-D NIfTI file.
+
+The file is read by the folder source's reader (`meddx.data.folder.read_image`: DICOM is
+de-identified as it is read) and brought to the model's input by the preprocessing the model
+carries (`meddx.data.image_spec`), so any image model takes any of these files. Per input two
+files are written, each atomically, named by a hash of the file's bytes and never by its name
+(clinical file names often carry patient names): `image-<hash>.csv` (one row) and
+`image-<hash>.json`; with `predict.image.gradcam=true` also `image-<hash>.gradcam.png`.
+
+The confidence is the predicted class's probability. The models store no calibration (no
+temperature is fitted), so it is the uncalibrated probability, and each file says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+from torch import nn
+
+from meddx.data import folder
+from meddx.data.image_spec import ImageSpec
+from meddx.errors import DataError
+from meddx.evaluation.figures import heatmap_overlay
+from meddx.io import write_json, write_text
+from meddx.metrics import predictions
+from meddx.models import export
+from meddx.models.predict import probabilities
+
+KIND = "image"
+SUFFIXES = folder.PIL_SUFFIXES + folder.DICOM_SUFFIXES + (".nii", ".gz")
+CONFIDENCE = "probability of the predicted class, uncalibrated (the model stores no calibration)"
+MULTI_LABEL_CONFIDENCE = "none: multi-label calls are the per-class probabilities above 0.5"
+
+
+def fits(info: dict[str, Any]) -> bool:
+    """Whether a model classifies images (it carries their preprocessing)."""
+    return isinstance(info.get("image"), dict)
+
+
+def calls(scores: np.ndarray, task: str, names: list[str]) -> list[dict[str, Any]]:
+    """Per row of class probabilities: label, confidence and the probabilities by class name.
+
+    The label is decided as `evaluate` decides it (`meddx.metrics.predictions`).
+    """
+    decided = predictions(task, scores)
+    rows = []
+    for row, call in zip(scores, decided, strict=True):
+        if task == "multi-label":
+            label = ";".join(name for name, on in zip(names, call, strict=True) if on)
+            confidence = None
+        else:
+            label, confidence = names[int(call)], float(row[int(call)])
+        probabilities_ = {name: float(p) for name, p in zip(names, row, strict=True)}
+        rows.append({"label": label, "confidence": confidence, "probabilities": probabilities_})
+    return rows
+
+
+def confidence_kind(task: str) -> str:
+    return MULTI_LABEL_CONFIDENCE if task == "multi-label" else CONFIDENCE
+
+
+def image_id(path: Path) -> str:
+    """`image-<12 hex>` from the file's bytes: stable, and no part of the file's name."""
+    return "image-" + hashlib.blake2b(path.read_bytes(), digest_size=6).hexdigest()
+
+
+@functools.cache
+def _to_stored(
+    size: int, channels: int, window: tuple[float, float] | None
+) -> Callable[[np.ndarray, float | None], np.ndarray]:
+    """The folder source's transform, built once per preprocessing (MONAI costs seconds)."""
+    return folder.transform_for(size, channels, list(window) if window is not None else None)
+
+
+def model_array(spec: ImageSpec, pixels: np.ndarray, full_scale: float | None) -> np.ndarray:
+    """Pixels `(H, W)` or `(H, W, C)` -> `(C, size, size)` float32, as evaluate's arrays."""
+    stored = _to_stored(spec.size, spec.channels, spec.window)(pixels, full_scale)
+    return spec.from_stored(stored)
+
+
+def model_input(
+    path: Path, spec: ImageSpec, dataset_kwargs: dict[str, Any], where: str
+) -> np.ndarray:
+    """The file as the `(1, C, H, W)` array the network takes, or a DataError naming `where`."""
+    pixels, full_scale = folder.read_image(path, where)
+    try:
+        x = model_array(spec, pixels, full_scale)[None]
+    except DataError as exc:
+        raise DataError(f"{where}: {exc} (the model takes {spec.channels} channel(s))") from None
+    export.check_inputs(dataset_kwargs, x, where)
+    return x
+
+
+def _csv(name: str, call: dict[str, Any], names: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["image", "label", "confidence", *[f"p_{n}" for n in names]])
+    confidence = call["confidence"]
+    writer.writerow(
+        [
+            name,
+            call["label"],
+            "" if confidence is None else f"{confidence:.6f}",
+            *[f"{call['probabilities'][n]:.6f}" for n in names],
+        ]
+    )
+    return out.getvalue()
+
+
+def predict(
+    path: Path,
+    net: nn.Module,
+    info: dict[str, Any],
+    model: str,
+    options: DictConfig,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Classify the image at `path`; write its files; the summary."""
+    spec = ImageSpec.of_model(info, model)
+    spec.check_2d(model)
+    spec = spec.with_window(options.window)
+    name = image_id(path)
+    x = model_input(path, spec, info["dataset_kwargs"], f"input {name}")
+    names, task = list(info["class_names"]), str(info["task"])
+    scores = probabilities(net, (x,), task)
+    (call,) = calls(scores, task, names)
+    files = {"csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
+    if options.gradcam:
+        from meddx.evaluation.explain import gradcam
+
+        target = int(np.argmax(scores[0]))
+        heat = gradcam(net, x, np.array([target]))
+        files["gradcam"] = out_dir / f"{name}.gradcam.png"
+        heatmap_overlay(files["gradcam"], x[0], heat[0], f"{name}: Grad-CAM for {names[target]}")
+    summary = {
+        "image": name,
+        "model": model,
+        "dataset": spec.dataset,
+        "kind": folder.kind_of(path),
+        **call,
+        "confidence_kind": confidence_kind(task),
+        "files": {kind: str(file) for kind, file in files.items()},
+    }
+    write_text(files["csv"], _csv(name, call, names))
+    write_json(files["json"], summary)
+    return summary
