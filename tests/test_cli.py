@@ -76,3 +76,11 @@ def test_an_impossible_number_in_params_fails_before_any_run_or_folder_is_made(
     assert "data.image.synthetic.train=-5" in result.stderr
     assert "Traceback" not in result.stderr
     assert [path.name for path in tmp_path.iterdir()] == ["params.yaml"]  # no store, no runs/
+
+
+def test_overrides_may_follow_the_pipeline_option() -> None:
+    """`seed_spread` and users write `train_cnn --pipeline volume seed=1`."""
+    from meddx.cli import _parser
+
+    args = _parser().parse_intermixed_args(["train_cnn", "--pipeline", "volume", "seed=1"])
+    assert (args.command, args.pipeline, args.overrides) == ("train_cnn", "volume", ["seed=1"])

@@ -126,7 +126,7 @@ def _stamp_metrics(cfg: DictConfig, stage: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """`argv` None: meddx is the program (re-executed in its numeric profile); a list: called
     from Python (tests), run in this process as it is."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # `train_cnn --pipeline volume seed=1`
     try:
         if args.command == "compose":
             return _compose(args)
