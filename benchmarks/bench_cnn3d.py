@@ -3,8 +3,8 @@
 Each run is the pipeline's own path (preprocess_images -> train_cnn -> evaluate, MLflow on)
 in a fresh project folder, from the mirror's adrenalmnist3d.npz (28^3, official split), as
 `make bench-cnn` runs the 2D recipes (`bench_cnn.one_run`). Seeds come from SEEDS (default
-"0 1 2"); JOBS > 1 runs that many seeds at once, each with 2 // JOBS threads (a shared
-machine's choice: the figures of a seed depend on its thread count, so it is recorded). Extra
+"0 1 2"); JOBS > 1 runs that many seeds at once, each on the recipe's own 2 threads (so a seed
+gives the figures it gives alone: they depend on the thread count, not on the load). Extra
 arguments are Hydra overrides on top of `+experiment=adrenal3d`. Writes
 reports/benchmarks/cnn3d.{json,md}: per-seed and mean test AUC / ACC with their bootstrap
 intervals, wall and CPU time per run and the load average, beside the published rows read
@@ -43,13 +43,13 @@ def _seed_run(seed: int, overrides: list[str]) -> dict[str, Any]:
 
 
 def measure(overrides: list[str], jobs: int) -> dict[str, Any]:
-    """Every seed of SEEDS; `jobs` at a time, each on 2 // jobs threads."""
-    threads = max(1, 2 // jobs)
-    overrides = [f"trainer.num_threads={threads}", *overrides] if jobs > 1 else overrides
+    """Every seed of SEEDS, `jobs` at a time."""
     if jobs > 1:  # a fresh sqlite store migrated by several processes at once fails
         from mlflow.tracking import MlflowClient
 
         MlflowClient(tracking_uri()).search_experiments()
+    if jobs == 1:
+        return _summary([_seed_run(seed, overrides) for seed in seeds()], overrides, jobs)
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
     runs: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
