@@ -35,30 +35,41 @@ TARGETS = {"test_auc": 0.85, "test_acc": 0.81}  # issue 20, mean over 3 seeds
 OUT = REPO / "reports" / "benchmarks"
 
 
-def _seed_run(seed: int, overrides: list[str]) -> dict[str, Any]:
-    """One seed, with the load average around it (what the wall time was measured under)."""
+def _seed_run(seed: int, overrides: list[str], jobs: int) -> dict[str, Any]:
+    """One seed, with the load average around it and the runs beside it (its wall time's
+    conditions)."""
     before = os.getloadavg()
     run = one_run(DATASET, seed, overrides, EXPERIMENT)
-    return run | {"load_before": list(before), "load_after": list(os.getloadavg())}
+    return run | {"load_before": list(before), "load_after": list(os.getloadavg()), "jobs": jobs}
+
+
+def _previous_runs(overrides: list[str], fresh: list[int]) -> list[dict[str, Any]]:
+    """Runs of other seeds in cnn3d.json under the same overrides: SEEDS="3" adds a seed."""
+    path = OUT / "cnn3d.json"
+    before = json.loads(path.read_text()).get("accuracy", {}) if path.is_file() else {}
+    if before.get("overrides") != overrides:
+        return []
+    return [run for run in before["runs"] if run["seed"] not in fresh]
 
 
 def measure(overrides: list[str], jobs: int) -> dict[str, Any]:
-    """Every seed of SEEDS, `jobs` at a time."""
+    """Every seed of SEEDS, `jobs` at a time, beside the other seeds already measured."""
+    kept = _previous_runs(overrides, seeds())
     if jobs > 1:  # a fresh sqlite store migrated by several processes at once fails
         from mlflow.tracking import MlflowClient
 
         MlflowClient(tracking_uri()).search_experiments()
     if jobs == 1:
-        return _summary([_seed_run(seed, overrides) for seed in seeds()], overrides, jobs)
+        return _summary(kept + [_seed_run(seed, overrides, 1) for seed in seeds()], overrides, jobs)
     spawn = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-    runs: list[dict[str, Any]] = []
+    runs = kept
     with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
-        pending = {pool.submit(_seed_run, seed, overrides): seed for seed in seeds()}
+        pending = {pool.submit(_seed_run, seed, overrides, jobs): seed for seed in seeds()}
         for done in as_completed(pending):
             run = done.result()
             print(json.dumps(run), flush=True)
             runs = sorted([*runs, run], key=lambda r: r["seed"])
-            if len(runs) < len(pending):  # a seed finished: on disk before the others end
+            if len(runs) < len(kept) + len(pending):  # on disk before the other seeds end
                 write("accuracy", _summary(runs, overrides, jobs))
     return _summary(runs, overrides, jobs)
 
@@ -118,7 +129,9 @@ def _accuracy_section(result: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"Targets (issue 20, mean of the seeds; four decimals): {'; '.join(checks)}.",
-        f"Runs: {result['jobs']} at a time; overrides: {' '.join(result['overrides']) or 'none'}."
+        "Seeds run at a time: "
+        + ", ".join(f"seed {r['seed']} {r.get('jobs', result['jobs'])}" for r in result["runs"])
+        + f"; overrides: {' '.join(result['overrides']) or 'none'}."
         " Wall and CPU time cover preprocess + train + evaluate of one seed (CPU time: all"
         " threads of the run's process).",
         "",
