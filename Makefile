@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui bench-serve
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui bench-serve bench-cnn3d
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -59,6 +59,10 @@ bench-data: setup
 
 bench-cnn: setup
 	$(BIN)/python benchmarks/bench_cnn.py
+
+bench-cnn3d: setup ## AdrenalMNIST3D recipe (SEEDS; JOBS at a time) + 3-D ResNet-18 throughput: reports/benchmarks/cnn3d.md
+	$(BIN)/python benchmarks/bench_throughput3d.py
+	$(BIN)/python benchmarks/bench_cnn3d.py
 
 bench-protocol: setup ## MedMNIST v2 ResNet-18 (28) protocol on BreastMNIST beside the paper's row
 	$(BIN)/python benchmarks/bench_protocol.py

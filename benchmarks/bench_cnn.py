@@ -49,17 +49,20 @@ def one_run(dataset: str, seed: int, overrides: list[str], experiment: str) -> d
             *overrides,
         )
         stage_medmnist(cfg)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         preprocess_images.run(cfg)
         trained = train_cnn.run(cfg)
         tested = evaluate.run(cfg)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     return {
         "seed": seed,
-        "test_acc": tested["test_acc"],
-        "test_auc": tested["test_auc"],
-        "test_balanced_acc": tested["test_balanced_acc"],
+        **{
+            key + end: tested[key + end]
+            for key in ("test_acc", "test_auc", "test_balanced_acc")
+            for end in ("", "_ci_low", "_ci_high")
+        },
         "wall_s": wall,
+        "cpu_s": cpu,  # every thread of this process: what the run costs whatever the load
         "best_epoch": trained.get("best_epoch"),  # an ensemble has one per member
         "best_val_auc": trained["best_val_auc"],
         "best_val_acc": trained.get("best_val_acc"),

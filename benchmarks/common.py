@@ -26,13 +26,17 @@ def mirror(needed: str = "") -> Path:
     return path.resolve()
 
 
+def tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else the repository's own sqlite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO / 'mlflow.db'}"
+
+
 def project(root: Path, *overrides: str, experiment: str = "meddx-bench") -> DictConfig:
     """conf/ composed for a project rooted in `root`, tracked in the repository's MLflow store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO / 'mlflow.db'}"
     return compose(
         [
             f"paths.root={root}",
-            f"tracking.uri={uri}",
+            f"tracking.uri={tracking_uri()}",
             f"tracking.experiment={experiment}",
             *overrides,
         ],
