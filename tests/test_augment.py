@@ -87,3 +87,12 @@ def test_cutout_blanks_one_square_of_at_most_the_configured_side_per_image() -> 
 def test_an_impossible_setting_is_a_config_error_naming_it(option: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"augment.{option}="):
         BatchAugment(**{option: value})
+
+
+def test_other_augmentation_gives_another_resume_key() -> None:
+    """A training resumes only its own checkpoints: augmentation is part of what defines it."""
+    from meddx.provenance import run_key
+
+    plain, shifted = BatchAugment(), BatchAugment(shift=2)
+    assert run_key(0, plain.settings()) != run_key(0, shifted.settings())
+    assert run_key(0, plain.settings()) == run_key(0, BatchAugment().settings())

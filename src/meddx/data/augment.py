@@ -80,6 +80,16 @@ class BatchAugment(nn.Module):
         self.intensity_scale = float(intensity_scale)
         self.intensity_shift = float(intensity_shift)
 
+    def settings(self) -> dict[str, float | bool]:
+        """What this augmentation does: part of a training's resume key, so a run with other
+        augmentation never resumes this one's checkpoint."""
+        names = ("shift", "hflip", "vflip", "dflip", "rotate", "scale", "cutout")
+        return {
+            **{name: getattr(self, name) for name in names},
+            "intensity_scale": self.intensity_scale,
+            "intensity_shift": self.intensity_shift,
+        }
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pair(x)[0]
 

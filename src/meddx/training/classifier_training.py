@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
+from meddx.data.augment import BatchAugment
 from meddx.errors import ConfigError
 from meddx.io import write_json, write_text
 from meddx.models import export
@@ -98,7 +99,9 @@ def _fit_member(
     val_sampler = batches.EpochBatchSampler(
         len(data.val[0]), model_cfg.eval_batch_size, shuffle=False, seed=seed
     )
-    resume_dir = Layout.of(cfg).resume_dir(stage, run_key(seed, model_cfg, cfg.trainer, digests))
+    augmented = augment.settings() if isinstance(augment, BatchAugment) else None
+    key = run_key(seed, model_cfg, cfg.trainer, digests, augmented)
+    resume_dir = Layout.of(cfg).resume_dir(stage, key)
     result = fit(
         module,
         batches.loader(_tensors(data.train), train_sampler),
