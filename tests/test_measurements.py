@@ -14,6 +14,7 @@ from meddx.evaluation.measurements import (
     head_circumference,
     ramanujan_perimeter,
     structure_volumes,
+    volume_agreement,
 )
 
 
@@ -75,3 +76,16 @@ def test_agreement_gives_bias_mad_and_limits() -> None:
 def test_bland_altman_writes_a_png(tmp_path: Path) -> None:
     path = bland_altman(tmp_path / "ba.png", [1.0, 2.0, 3.5], [1.1, 2.2, 3.0], "HC", "mm")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_volume_agreement_is_per_structure_without_the_background() -> None:
+    truth = np.zeros((2, 6, 6, 6), np.uint8)
+    truth[:, 1:3, 1:3, 1:3] = 1  # 8 voxels
+    truth[:, 4:6, 4:6, 4:6] = 2  # 8 voxels
+    predicted = truth.copy()
+    predicted[0, 0, 0, 0] = 1  # one voxel too many in case 0
+    stats, volumes = volume_agreement(predicted, truth, np.full((2, 3), 2.0), ["bg", "a", "p"])
+    assert set(stats) == {"a", "p"}
+    assert volumes["a"][:, 0].tolist() == [72.0, 64.0]  # 9 and 8 voxels of 8 mm^3
+    assert stats["a"]["mean_difference"] == pytest.approx(4.0)
+    assert stats["p"]["mad"] == 0.0

@@ -16,9 +16,11 @@ from PIL import Image
 from meddx.data.group_splits import check_groups_disjoint, group_split
 from meddx.data.hc18 import Case, load_hc18
 from meddx.data.msd_hippocampus import load_hippocampus
-from meddx.data.npz import SPLITS
+from meddx.data.npz import SPLITS, load_npz, save_npz
 from meddx.errors import DataError
 from meddx.evaluation.measurements import agreement, head_circumference
+from meddx.paths import Layout
+from meddx.stages import acquire_images, preprocess_images
 
 HC_CSV_HEADER = "filename,pixel size(mm),head circumference (mm)\n"
 
@@ -183,3 +185,18 @@ def test_hippocampus_image_without_label_names_the_file(make_cfg, tmp_path: Path
     _pin_manifest(root / "msd_hippocampus", spec)
     with pytest.raises(DataError, match=r"hippocampus_006.nii.gz has no label"):
         load_hippocampus(spec, root)
+
+
+def test_preprocess_carries_the_per_case_facts_in_split_order(make_cfg) -> None:
+    cfg = make_cfg("data.image.synthetic.train=20", "data.image.synthetic.val=10")
+    acquire_images.run(cfg)
+    layout = Layout.of(cfg)
+    raw = load_npz(layout.raw_images)
+    spacing = {
+        f"{s}_spacing": np.random.default_rng(0).random((len(raw[f"{s}_images"]), 2))
+        for s in SPLITS
+    }
+    save_npz(layout.raw_images, {**raw, **spacing})
+    preprocess_images.run(cfg)
+    processed = load_npz(layout.processed_images)
+    assert all(np.array_equal(processed[key], value) for key, value in spacing.items())

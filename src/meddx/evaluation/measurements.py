@@ -43,7 +43,8 @@ def ellipse_semi_axes(mask: np.ndarray, spacing: Sequence[float]) -> tuple[float
 
     A uniform ellipse of semi-axis a has variance a^2/4 along that axis, hence a = 2 sqrt(var).
     """
-    points = np.argwhere(largest_component(mask)) * np.asarray(spacing, dtype=np.float64)
+    region = ndimage.binary_fill_holes(largest_component(mask))  # a hole is still head
+    points = np.argwhere(region) * np.asarray(spacing, dtype=np.float64)
     if len(points) < 3:
         return math.nan, math.nan
     variances = np.linalg.eigvalsh(np.cov(points, rowvar=False))
@@ -85,6 +86,28 @@ def agreement(measured: Sequence[float], reference: Sequence[float]) -> dict[str
         "loa_low": mean - LOA_Z * sd,
         "loa_high": mean + LOA_Z * sd,
     }
+
+
+def head_circumference_agreement(
+    masks: np.ndarray, spacing: np.ndarray, reference_mm: np.ndarray
+) -> tuple[dict[str, float], np.ndarray]:
+    """HC of each predicted mask `(N, H, W)` (mm, `spacing` `(N, 2)`) against the reference."""
+    measured = np.array([head_circumference(m, s) for m, s in zip(masks, spacing, strict=True)])
+    return agreement(measured, reference_mm), measured
+
+
+def volume_agreement(
+    predicted: np.ndarray, truth: np.ndarray, spacing: np.ndarray, names: Sequence[str]
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """Per structure (every class but the background, `names[0]`): the agreement of predicted
+    and labelled volumes (mm^3), and both volumes per case."""
+    labels = range(1, len(names))
+    cases = zip(predicted, truth, spacing, strict=True)
+    pairs = [
+        (structure_volumes(p, s, labels), structure_volumes(t, s, labels)) for p, t, s in cases
+    ]
+    volumes = {names[k]: np.array([[p[k], t[k]] for p, t in pairs]).reshape(-1, 2) for k in labels}
+    return {name: agreement(v[:, 0], v[:, 1]) for name, v in volumes.items()}, volumes
 
 
 def bland_altman(
