@@ -60,7 +60,7 @@ class BrightnessLabels:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
-    def check(self, name: str, labels: np.ndarray, num_classes: int) -> None:
+    def check(self, name: str, labels: np.ndarray, num_classes: int, spatial_shape) -> None:
         flat = labels.reshape(len(labels), -1)
         if flat.shape[1] != 1 or not ((flat >= 0) & (flat <= 1)).all():
             raise DataError(f"{name} holds brightnesses outside [0, 1] or more than one each")
@@ -97,6 +97,9 @@ class BrightnessTraining:
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.sigmoid()
 
+    def augmented(self, augment, inputs, target):
+        return (augment(inputs[0]), *inputs[1:]), target
+
     predict = staticmethod(_predict)
 
     def summary(self, targets: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -115,7 +118,7 @@ class BrightnessEvaluation:
         self.calls.append("predict")
         return _predict(net, inputs)
 
-    def score(self, names, y_true, scores, settings, seed) -> SimpleNamespace:
+    def score(self, names, y_true, scores, settings, seed, facts=None) -> SimpleNamespace:
         self.calls.append("score")
         residuals = (scores[:, 0] - y_true).tolist()
         metrics = {"test_mse": _squared_error(y_true, scores), "n_test": len(y_true)}
@@ -225,8 +228,8 @@ def test_a_task_registered_outside_src_goes_through_the_training_and_evaluation_
 
 @pytest.mark.parametrize("registry", [data_tasks, training_tasks, evaluation_tasks])
 def test_a_task_no_registry_knows_is_refused_by_name(registry) -> None:
-    with pytest.raises(ConfigError, match=r"unknown task 'segmentation'.*multi-label"):
-        registry.of("segmentation")
+    with pytest.raises(ConfigError, match=r"unknown task 'detection'.*segmentation"):
+        registry.of("detection")
 
 
 @pytest.mark.parametrize("kind", ["binary", "multi-class", "multi-label", "ordinal"])

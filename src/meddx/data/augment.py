@@ -32,6 +32,8 @@ class BatchAugment(nn.Module):
     the value shifts pad with, centred anywhere (so it may be clipped by the border): a
     regulariser for small training sets, where a network otherwise leans on a few pixels.
 
+    A segmentation batch goes through `pair`, which moves each image's mask with it.
+
     Batched torch rather than MONAI's per-sample transforms: it runs inside the training step
     on whole batches, and `import monai.transforms` alone costs seconds per process.
     """
@@ -79,12 +81,27 @@ class BatchAugment(nn.Module):
         self.intensity_shift = float(intensity_shift)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pair(x)[0]
+
+    def pair(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`x` augmented, and its `mask` (N, *spatial) of class indices moved with it.
+
+        The geometric transforms (flips, shifts, rotations, zooms) move the image and the mask
+        by the same draw, the mask resampled by nearest neighbour (a class index has no
+        in-between) with background padding; intensity jitter and cutout change the image
+        only, since the anatomy under a darker or hidden patch is still there. The mask takes
+        no random draws of its own: an image augmented with or without one is the same image.
+        """
         n, dims = x.shape[0], x.dim() - 2
         per_sample = (n,) + (1,) * (x.dim() - 1)
         for axis, enabled in ((-1, self.hflip), (-2, self.vflip), (-3, self.dflip)):
             if enabled:
-                mask = torch.rand(n, device=x.device) < 0.5
-                x = torch.where(mask.view(per_sample), x.flip(axis), x)
+                flip = torch.rand(n, device=x.device) < 0.5
+                x = torch.where(flip.view(per_sample), x.flip(axis), x)
+                if mask is not None:
+                    mask = torch.where(flip.view(per_sample[:-1]), mask.flip(axis), mask)
         if self.shift:
             steps = torch.randint(-self.shift, self.shift + 1, (n, dims), device=x.device)
             theta = torch.zeros(n, dims, dims + 1, device=x.device, dtype=x.dtype)
@@ -92,15 +109,19 @@ class BatchAugment(nn.Module):
                 theta[:, i, i] = 1
                 theta[:, i, dims] = steps[:, dims - 1 - i].to(x.dtype) * 2 / x.shape[-1 - i]
             x = _resample(x, theta, "nearest")
+            mask = _resample_mask(mask, theta)
         if self.rotate or self.scale:
-            x = self._rotate_and_zoom(x) if dims == 2 else self._rotate_and_zoom_volume(x)
+            theta = self._rotation_and_zoom(x) if dims == 2 else self._rotation_and_zoom_volume(x)
+            x = _resample(x, theta, "bilinear")  # trilinear on a 5-D batch
+            mask = _resample_mask(mask, theta)
         if self.intensity_scale or self.intensity_shift:
             x = self._jitter(x, per_sample)
         if self.cutout:
             x = self._cut_out(x)
-        return x
+        return x, mask
 
-    def _rotate_and_zoom(self, x: torch.Tensor) -> torch.Tensor:
+    def _rotation_and_zoom(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample affine maps of a rotation by up to `rotate` and a zoom by up to `scale`."""
         n = x.shape[0]
         angle = (torch.rand(n, device=x.device, dtype=x.dtype) * 2 - 1) * self.rotate
         angle = torch.deg2rad(angle)
@@ -110,9 +131,9 @@ class BatchAugment(nn.Module):
         theta[:, 0, 1] = -torch.sin(angle) / zoom
         theta[:, 1, 0] = torch.sin(angle) / zoom
         theta[:, 1, 1] = torch.cos(angle) / zoom
-        return _resample(x, theta, "bilinear")
+        return theta
 
-    def _rotate_and_zoom_volume(self, x: torch.Tensor) -> torch.Tensor:
+    def _rotation_and_zoom_volume(self, x: torch.Tensor) -> torch.Tensor:
         """A rotation about each of the three axes by up to `rotate`, then one zoom."""
         n = x.shape[0]
         angles = torch.deg2rad(
@@ -128,7 +149,7 @@ class BatchAugment(nn.Module):
             rotation = turn @ rotation
         theta = torch.zeros(n, 3, 4, device=x.device, dtype=x.dtype)
         theta[:, :, :3] = rotation / zoom[:, None, None]
-        return _resample(x, theta, "bilinear")  # trilinear on a 5-D batch
+        return theta
 
     def _jitter(self, x: torch.Tensor, per_sample: tuple[int, ...]) -> torch.Tensor:
         n = x.shape[0]
@@ -153,3 +174,11 @@ def _resample(x: torch.Tensor, theta: torch.Tensor, mode: str) -> torch.Tensor:
     """Apply per-sample affine maps (zero padding outside the image)."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def _resample_mask(mask: torch.Tensor | None, theta: torch.Tensor) -> torch.Tensor | None:
+    """A class-index mask (N, *spatial) moved by `theta`: nearest neighbour, background outside."""
+    if mask is None:
+        return None
+    moved = _resample(mask[:, None].to(theta.dtype), theta, "nearest")
+    return moved[:, 0].round().to(mask.dtype)

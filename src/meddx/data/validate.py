@@ -80,7 +80,8 @@ def check_image_splits(
             raise DataError(f"{name} has dtype {images.dtype}; expected integers or floats")
         if np.issubdtype(images.dtype, np.floating):
             check_finite(name, images)
-        tasks.of(task).check(f"{split}_labels", labels, num_classes)
+        spatial_shape = images.shape[1 : 1 + spatial_dims]
+        tasks.of(task).check(f"{split}_labels", labels, num_classes, spatial_shape)
     if len(shapes) != 1:
         raise DataError(f"splits disagree on the image shape: {sorted(shapes)}")
     return check_no_leakage(arrays, tolerated)

@@ -28,18 +28,26 @@ def _cell(result: dict[str, Any], key: str) -> str:
     return f"{value:.4f} [{low:.4f}, {high:.4f}]" if low is not None else f"{value:.4f}"
 
 
-def note(result: dict[str, Any], title: str) -> str:
+def note(result: dict[str, Any], title: str, headline: tuple[str, ...] = HEADLINE) -> str:
     """The run description MLflow shows first on the run page: the headline figures with CIs."""
     level = "95% CI" if result.get("bootstrap") else "no CI"
     lines = [f"**{title}**", "", f"| metric | test value [{level}] |", "|---|---|"]
-    lines += [f"| {key} | {_cell(result, key)} |" for key in HEADLINE if f"test_{key}" in result]
+    lines += [f"| {key} | {_cell(result, key)} |" for key in headline if f"test_{key}" in result]
     tail = f"{result['n_test']} test samples, {result['bootstrap']} resamples."
     return "\n".join([*lines, "", tail]) + "\n"
 
 
-def log(run: StageRun, result: dict[str, Any], metrics_path: Path, plots: Path, title: str) -> None:
+def log(
+    run: StageRun,
+    result: dict[str, Any],
+    metrics_path: Path,
+    plots: Path,
+    title: str,
+    headline: tuple[str, ...] = HEADLINE,
+) -> None:
+    """Metrics, the note, and every file under `plots` (a folder under its own name)."""
     run.log_metrics(flat_metrics(result))
-    run.set_tags({"mlflow.note.content": note(result, title)})
+    run.set_tags({"mlflow.note.content": note(result, title, headline)})
     run.log_artifact(metrics_path, "metrics")
     for path in sorted(plots.iterdir()):
-        run.log_artifact(path, "plots")
+        run.log_artifact(path, f"plots/{path.name}" if path.is_dir() else "plots")

@@ -3,13 +3,13 @@ the plot files, which cases an explanation grid shows, and the run's MLflow summ
 
 The evaluation stages (`evaluate`, `evaluate_rnn`) call these through `of(info["task"])`, the
 task key that model.pt stores from the data facts, and never branch on it themselves. The
-training half of a task is `meddx.training.tasks`, keyed alike; a new task (segmentation)
-adds an entry to both `REGISTRY`s.
+training half of a task is `meddx.training.tasks`, keyed alike; every task has an entry in
+both `REGISTRY`s (classification's four label kinds, `segmentation`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,10 +18,11 @@ import numpy as np
 from omegaconf import DictConfig
 from torch import nn
 
+from meddx.data.tasks import SEGMENTATION
 from meddx.errors import ConfigError
-from meddx.evaluation import case_grids, plot_files, run_summary, scoring
+from meddx.evaluation import case_grids, plot_files, run_summary, scoring, seg_figures, seg_scoring
 from meddx.metrics import TASKS
-from meddx.models import predict
+from meddx.models import predict, segment
 from meddx.tracking import StageRun
 
 
@@ -29,6 +30,7 @@ class EvaluationTask(Protocol):
     """The evaluation decisions of one task; `kind` is its key in the data facts."""
 
     kind: str
+    headline: str  # the figure (`best_val_<it>`, `test_<it>`) a registered model is tagged with
 
     def predict(self, net: nn.Module, inputs: tuple[np.ndarray, ...]) -> np.ndarray: ...
 
@@ -39,7 +41,10 @@ class EvaluationTask(Protocol):
         scores: np.ndarray,
         settings: DictConfig,
         seed: int,
-    ) -> Any: ...
+        facts: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The test figures; `facts` are the dataset's (processed images' JSON), if any."""
+        ...
 
     def write_plots(self, evaluation: Any, plots: Path) -> list[Path]: ...
 
@@ -65,6 +70,7 @@ class Classification:
     beats with their RR features)."""
 
     kind: str
+    headline: str = "auc"
 
     def predict(self, net: nn.Module, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         return predict.probabilities(net, inputs, self.kind)
@@ -76,7 +82,9 @@ class Classification:
         scores: np.ndarray,
         settings: DictConfig,
         seed: int,
+        facts: Mapping[str, Any] | None = None,
     ) -> scoring.Evaluation:
+        """Class names are all of the dataset facts that classification figures need."""
         return scoring.score(self.kind, names, y_true, scores, settings, seed)
 
     def write_plots(self, evaluation: scoring.Evaluation, plots: Path) -> list[Path]:
@@ -108,8 +116,56 @@ class Classification:
         run_summary.log(run, result, metrics_path, plots, title)
 
 
+@dataclass(frozen=True)
+class Segmentation:
+    """Per-structure Dice, HD95 and mean surface distance in mm with bootstrap CIs over cases
+    (`seg_scoring`); the predicted masks (PNG, NIfTI), the per-case figures and an overlay of
+    the best, median and worst cases (`seg_figures`)."""
+
+    kind: str
+    headline: str = "dice"
+
+    def predict(self, net: nn.Module, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        return segment.probabilities(net, inputs[0])
+
+    def score(
+        self,
+        names: list[str],
+        y_true: np.ndarray,
+        scores: np.ndarray,
+        settings: DictConfig,
+        seed: int,
+        facts: Mapping[str, Any] | None = None,
+    ) -> seg_scoring.SegEvaluation:
+        return seg_scoring.score(names, y_true, scores, settings, seed, facts)
+
+    def write_plots(self, evaluation: seg_scoring.SegEvaluation, plots: Path) -> list[Path]:
+        masks = seg_figures.write_masks(evaluation, plots / seg_figures.MASKS)
+        return [seg_figures.per_case_csv(evaluation, plots / "per_case.csv"), *masks]
+
+    def explain(
+        self,
+        net: nn.Module,
+        inputs: tuple[np.ndarray, ...],
+        evaluation: seg_scoring.SegEvaluation,
+        settings: DictConfig,
+        seed: int,
+        plots: Path,
+    ) -> Path | None:
+        """`plots/overlays.png`: the contours say where a model fails better than a heatmap."""
+        return seg_figures.overlays(evaluation, inputs[0], plots / "overlays.png")
+
+    def log(
+        self, run: StageRun, result: dict[str, Any], metrics_path: Path, plots: Path, title: str
+    ) -> None:
+        run_summary.log(run, result, metrics_path, plots, title, seg_scoring.FIGURES)
+
+
 # What model.pt's `task` names -> the task; a new task adds its entry here (a test may add its own).
-REGISTRY: dict[str, Callable[[str], EvaluationTask]] = dict.fromkeys(TASKS, Classification)
+REGISTRY: dict[str, Callable[[str], EvaluationTask]] = {
+    **dict.fromkeys(TASKS, Classification),
+    SEGMENTATION: Segmentation,
+}
 
 
 def of(kind: str) -> EvaluationTask:

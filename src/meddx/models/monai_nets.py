@@ -1,4 +1,7 @@
-"""One adapter for every MONAI classification network, so a config names a net, not a copy.
+"""One adapter for every MONAI network, so a config names a net, not a copy.
+
+Classifiers and segmentation networks alike (UNet, SegResNet: `out_channels` is the number of
+classes, one logit map per class), sized by the same dataset facts.
 
 MONAI networks disagree on argument names (`out_channels` for DenseNet, `num_classes` for
 EfficientNet and SENet, `n_input_channels` for ResNet) and several cannot take a 28 px input:
@@ -30,6 +33,8 @@ KNOWN: dict[str, tuple[str, dict[str, Any], int | None]] = {
         32,
     ),
     "seresnet50": ("monai.networks.nets.SEResNet50", {"pretrained": False}, 16),
+    "unet": ("monai.networks.nets.UNet", {}, None),
+    "segresnet": ("monai.networks.nets.SegResNet", {}, None),
     # ResNet-18's blocks; the stem (conv1_t_size, conv1_t_stride, no_max_pool) is config.
     "resnet18": (
         "monai.networks.nets.ResNet",

@@ -4,6 +4,8 @@ Every source ends in the same MedMNIST layout and passes the same validation, so
 downstream knows or cares where the images came from. Sources (`data.image.source`):
 - `synthetic`: the seeded offline generator (images, or volumes for `spatial_dims: 3`), used
   only when configured;
+- `synthetic_masks`: its segmentation sibling, images or volumes with a mask each
+  (meddx.data.synthetic_masks);
 - `medmnist`: an official MedMNIST file (2D images or 3D volumes), from the cache, a mirror
   or Zenodo, always MD5-verified (meddx.data.fetch), copied byte for byte;
 - `folder`: the user's own PNG/JPEG, DICOM or NIfTI files (meddx.data.folder), DICOM
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.data import medmnist, synthetic_images, synthetic_volumes
+from meddx.data import medmnist, synthetic_images, synthetic_masks, synthetic_volumes
 from meddx.data.fetch import Checksum, fetch
 from meddx.data.image_facts import ImageFacts, image_facts
 from meddx.data.medmnist import tolerated_duplicates
@@ -37,7 +39,7 @@ from meddx.tracking import stage_run
 
 STAGE = "acquire_images"
 SECTIONS = ("seed", "data.image")
-SOURCES = ("synthetic", "medmnist", "folder", "hc18", "msd_hippocampus")
+SOURCES = ("synthetic", "synthetic_masks", "medmnist", "folder", "hc18", "msd_hippocampus")
 
 
 def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
@@ -98,6 +100,17 @@ def acquire(
             sizes={split: spec.synthetic[split] for split in SPLITS},
             image_size=spec.size,
             channels=dataset.channels,
+            noise=spec.synthetic.noise,
+            seed=cfg.seed,
+        )
+    elif spec.source == "synthetic_masks":
+        if dataset.channels != 1:
+            raise ConfigError(f"data.image.channels={dataset.channels}: synthetic masks have 1")
+        arrays = synthetic_masks.generate(
+            num_classes=len(dataset.class_names),
+            sizes={split: spec.synthetic[split] for split in SPLITS},
+            size=spec.size,
+            spatial_dims=dataset.spatial_dims,
             noise=spec.synthetic.noise,
             seed=cfg.seed,
         )

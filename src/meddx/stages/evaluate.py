@@ -32,7 +32,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     model_path = require(layout.model_dir(MODEL) / "model.pt", layout.root)
     images = require(layout.processed_images, layout.root)
     meta = require(layout.processed_images_meta, layout.root)
-    dataset = json.loads(meta.read_text())["name"]
+    facts = json.loads(meta.read_text())
+    dataset = facts["name"]
     torch.set_num_threads(cfg.trainer.num_threads)
     net, info = export.load(model_path)
     task, names = tasks.of(info["task"]), info["class_names"]
@@ -43,7 +44,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     ) as tracked:
         x, y_true = arrays["test_images"], arrays["test_labels"]
         export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
-        evaluation = task.score(names, y_true, task.predict(net, (x,)), cfg.evaluate, cfg.seed)
+        scores = task.predict(net, (x,))
+        evaluation = task.score(names, y_true, scores, cfg.evaluate, cfg.seed, facts)
         plots = layout.plots(STAGE)
         task.write_plots(evaluation, plots)
         task.explain(net, (x,), evaluation, cfg.evaluate, cfg.seed, plots)
@@ -53,13 +55,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.evaluate.register:
             from meddx.evaluation.registry import register
 
-            val_auc = float(info.get("best", {}).get("best_val_auc", float("nan")))
+            key = task.headline
+            val_score = float(info.get("best", {}).get(f"best_val_{key}", float("nan")))
             register(
                 tracked,
                 net,
                 np.ascontiguousarray(x[:2], dtype=np.float32),
                 f"meddx-{MODEL}-{dataset}",
-                val_auc,
-                {"dataset": dataset, "test_auc": f"{result['test_auc']:.4f}"},
+                val_score,
+                {"dataset": dataset, f"test_{key}": f"{result[f'test_{key}']:.4f}"},
             )
     return result

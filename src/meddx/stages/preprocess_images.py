@@ -109,6 +109,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "pixels": pixels,
             "case_facts": case_facts,
         }
+        if spec.get("spacing") is not None:  # mm per spatial axis, for distances in mm
+            if len(spec.spacing) != spatial_dims:
+                raise ConfigError(
+                    f"data.image.spacing={list(spec.spacing)}: one value (mm) per spatial axis, "
+                    f"{spatial_dims} for this dataset"
+                )
+            facts["spacing"] = [float(s) for s in spec.spacing]
         write_json(layout.processed_images_meta, facts)
         write_json(layout.metrics(STAGE), stats)
         grids = layout.plots(STAGE) / "samples"

@@ -90,7 +90,7 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         inputs, target = self._split(batch)
         if self.augment is not None:
-            inputs = (self.augment(inputs[0]), *inputs[1:])
+            inputs, target = self.task.augmented(self.augment, inputs, target)
         if self.mixup_alpha > 0:
             weight, partner = mixup_pairs(len(target), self.mixup_alpha, target.device)
             inputs = tuple(
@@ -121,7 +121,8 @@ class Classifier(RngInCheckpoints, pl.LightningModule):
         self._val_targets.append(target.detach())
 
     def on_validation_epoch_end(self) -> None:
-        scores = self.all_gather(torch.cat(self._val_scores)).flatten(0, -2)
+        scores = self.all_gather(torch.cat(self._val_scores))
+        scores = scores.reshape(-1, *self._val_scores[0].shape[1:])  # ranks (DDP) stacked
         targets = self.all_gather(torch.cat(self._val_targets))
         targets = targets.reshape(-1, *self._val_targets[0].shape[1:])
         self._val_scores.clear()
