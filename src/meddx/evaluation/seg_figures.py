@@ -34,7 +34,7 @@ def write_masks(evaluation: SegEvaluation, out_dir: Path) -> list[Path]:
     for index, mask in enumerate(evaluation.y_pred):
         stem = out_dir / f"{index:0{digits}d}"
         path = stem.with_suffix(".nii.gz") if volumes else stem.with_suffix(".png")
-        (_write_nifti if volumes else _write_png)(mask, evaluation.spacing, path)
+        (_write_nifti if volumes else _write_png)(mask, evaluation.spacing[index], path)
         written.append(path)
     return written
 

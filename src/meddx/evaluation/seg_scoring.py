@@ -3,9 +3,10 @@ and mean surface distance in mm, with percentile-bootstrap intervals over cases.
 
 MONAI's metrics (`DiceMetric` through `meddx.training.segmentation`, the one Dice that also
 picks the best epoch; `HausdorffDistanceMetric`, `SurfaceDistanceMetric`), with the voxel
-spacing of the data facts (`facts["spacing"]`, mm per axis in the arrays' axis order), so
-the distances are millimetres. A dataset that states no spacing is scored at 1.0 per axis
-and says so (`spacing_source`): its distances are pixels, not mm.
+spacing of each case (`facts["case_spacing"]`, which a source such as HC18 records per image,
+else the dataset's `facts["spacing"]`; mm per axis in the arrays' axis order), so the
+distances are millimetres. A dataset that states no spacing is scored at 1.0 per axis and
+says so (`spacing_source`): its distances are pixels, not mm.
 
 A distance needs both surfaces: a case whose prediction misses a structure its ground truth
 holds has no HD95 (MONAI gives NaN); it is counted as `missed` per structure, and it shows
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from meddx.errors import DataError
 from meddx.evaluation.stats import bootstrap_ci
 from meddx.training.segmentation import dice_per_case, one_hot
 
@@ -37,22 +39,43 @@ class SegEvaluation:
     y_true: np.ndarray  # (N, *spatial) class indices
     y_pred: np.ndarray
     names: list[str]  # background first
-    spacing: list[float]
+    spacing: list[list[float]]  # mm per axis of each case
     dataset: str  # the data facts' name, which every figure states
 
 
-def spacing_of(facts: Mapping[str, Any] | None, spatial_dims: int) -> tuple[list[float], str]:
-    """(mm per axis, where it came from): the data facts' `spacing`, else 1.0 per axis."""
-    stated = (facts or {}).get("spacing")
+def spacing_of(
+    facts: Mapping[str, Any] | None, spatial_dims: int, n: int
+) -> tuple[list[list[float]], str]:
+    """(mm per axis of each of the `n` cases, where it came from): the per-case spacing of the
+    data, else the dataset's `spacing`, else 1.0 per axis."""
+    facts = facts or {}
+    if facts.get("case_spacing") is not None:
+        cases = [[float(s) for s in row] for row in facts["case_spacing"]]
+        if len(cases) != n or any(len(row) != spatial_dims for row in cases):
+            raise DataError(
+                f"the per-case spacing holds {len(cases)} rows for {n} test cases of "
+                f"{spatial_dims} axes: the processed file's test_spacing does not fit its images"
+            )
+        return cases, "per case (test_spacing of the processed data)"
+    stated = facts.get("spacing")
     if stated is None:
-        return [1.0] * spatial_dims, "none stated: 1.0 per axis assumed (pixels, not mm)"
-    return [float(s) for s in stated], "data facts (data.image.spacing)"
+        return [[1.0] * spatial_dims] * n, "none stated: 1.0 per axis assumed (pixels, not mm)"
+    return [[float(s) for s in stated]] * n, "data facts (data.image.spacing)"
+
+
+def _spacing_summary(spacing: list[list[float]]) -> list[float] | dict[str, list[float]]:
+    """The one spacing of every case, or the per-axis range when the cases differ."""
+    if all(row == spacing[0] for row in spacing):
+        return spacing[0]
+    array = np.asarray(spacing)
+    return {"min": array.min(axis=0).tolist(), "max": array.max(axis=0).tolist()}
 
 
 def surface_distances(
-    predicted: np.ndarray, target: np.ndarray, num_classes: int, spacing: list[float]
+    predicted: np.ndarray, target: np.ndarray, num_classes: int, spacing: list[list[float]]
 ) -> dict[str, np.ndarray]:
-    """(N, structures) HD95 and symmetric mean surface distance, in the units of `spacing`."""
+    """(N, structures) HD95 and symmetric mean surface distance, in the units of `spacing`
+    (one row per case)."""
     from monai.metrics import HausdorffDistanceMetric, SurfaceDistanceMetric
 
     pred, true = one_hot(predicted, num_classes), one_hot(target, num_classes)
@@ -95,7 +118,7 @@ def score(
     """Test figures with bootstrap CIs over cases, per structure, and the worst cases."""
     num_classes, n = len(names), len(y_true)
     y_pred = y_score.argmax(axis=1).astype(np.uint8)
-    spacing, source = spacing_of(facts, y_true.ndim - 1)
+    spacing, source = spacing_of(facts, y_true.ndim - 1, n)
     per_case = {"dice": dice_per_case(y_pred, y_true, num_classes)}
     per_case |= surface_distances(y_pred, y_true, num_classes, spacing)
     point = _figures(per_case, names)
@@ -134,7 +157,7 @@ def score(
         "empty_masks": int((~np.isfinite(dice)).sum()),
         "n_test": n,
         "bootstrap": settings.bootstrap,
-        "spacing_mm": spacing,
+        "spacing_mm": _spacing_summary(spacing),
         "spacing_source": source,
     }
     dataset = str((facts or {}).get("name", "unnamed dataset"))
