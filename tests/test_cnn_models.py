@@ -14,7 +14,8 @@ from meddx.models.cnn import ConvNet
 from meddx.models.resnet import resnet18
 from meddx.training.classifier_module import Classifier
 
-MODELS = sorted(p.stem for p in (CONF / "cnn").glob("*.yaml"))
+SEGMENTATION_MODELS = {"unet", "segresnet"}  # per-pixel outputs: tests/test_segmentation.py
+MODELS = sorted(p.stem for p in (CONF / "cnn").glob("*.yaml") if p.stem not in SEGMENTATION_MODELS)
 TASKS = {"binary": 2, "multi-class": 4, "multi-label": 3, "ordinal": 5}
 
 

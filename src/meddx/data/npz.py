@@ -2,7 +2,9 @@
 
 Keys `{train,val,test}_{images,labels}`; images `(N, *spatial)` for one channel or
 `(N, *spatial, C)`, uint8, where `spatial` is (H, W) for images and (D, H, W) for volumes
-(MedMNIST 3D's `(N, 28, 28, 28)`); labels `(N, 1)` (single-label) or `(N, L)` (multi-label).
+(MedMNIST 3D's `(N, 28, 28, 28)`); labels `(N, 1)` (single-label) or `(N, L)` (multi-label),
+or for segmentation masks `(N, *spatial)` of class indices; optionally `{split}_spacing`
+`(N, spatial_dims)`, each case's mm per axis (segmentation distances are measured with it).
 Whether a dataset holds images or volumes is a fact of its config (`data.image.spatial_dims`,
 2 unless it says 3): a 4-D array alone cannot tell an RGB image from a grey volume. After
 `preprocess_images` the arrays are channel-first, `(N, C, *spatial)`, and the shape alone says

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from meddx.data import tasks
-from meddx.data.array_checks import MAX_LISTED, check_finite
+from meddx.data.array_checks import MAX_LISTED, check_finite, listed
 from meddx.data.npz import AXES, SPATIAL_DIMS, SPLITS, load_npz
 from meddx.errors import DataError
 
@@ -46,6 +46,19 @@ def stored_channels(name: str, images: np.ndarray, channels: int, spatial_dims: 
             f"expected {allowed}"
         )
     return found
+
+
+def check_spacing(name: str, spacing: np.ndarray, n: int, spatial_dims: int) -> None:
+    """An optional per-case pixel (voxel) spacing: (N, spatial_dims) millimetres, finite, > 0."""
+    if spacing.shape != (n, spatial_dims) or not np.issubdtype(spacing.dtype, np.number):
+        raise DataError(
+            f"{name} has shape {spacing.shape} ({spacing.dtype}); expected ({n}, {spatial_dims}) "
+            "numbers: the mm per spatial axis of each case"
+        )
+    check_finite(name, spacing.astype(np.float64))
+    bad = np.flatnonzero((spacing <= 0).any(axis=1))
+    if len(bad):
+        raise DataError(f"{name} holds spacings <= 0 at indices {listed(bad)}")
 
 
 def check_image_splits(
@@ -80,6 +93,8 @@ def check_image_splits(
             raise DataError(f"{name} has dtype {images.dtype}; expected integers or floats")
         if np.issubdtype(images.dtype, np.floating):
             check_finite(name, images)
+        if f"{split}_spacing" in arrays:
+            check_spacing(f"{split}_spacing", arrays[f"{split}_spacing"], len(images), spatial_dims)
         spatial_shape = images.shape[1 : 1 + spatial_dims]
         tasks.of(task).check(f"{split}_labels", labels, num_classes, spatial_shape)
     if len(shapes) != 1:

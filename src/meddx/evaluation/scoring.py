@@ -44,16 +44,8 @@ def score(
     """Headline figures with bootstrap CIs, per-class figures, curves and calibration bins."""
     n, bins = len(y_true), settings.calibration_bins
     point = stats.headline(task, y_true, y_score, bins)
-    intervals = (
-        stats.bootstrap_ci(
-            lambda idx: stats.headline(task, y_true[idx], y_score[idx], bins),
-            n,
-            settings.bootstrap,
-            seed,
-            settings.confidence,
-        )
-        if settings.bootstrap
-        else {}
+    intervals = stats.configured_ci(
+        lambda idx: stats.headline(task, y_true[idx], y_score[idx], bins), n, settings, seed
     )
     result: dict[str, Any] = {}
     for key in HEADLINE:

@@ -3,10 +3,11 @@ and mean surface distance in mm, with percentile-bootstrap intervals over cases.
 
 MONAI's metrics (`DiceMetric` through `meddx.training.segmentation`, the one Dice that also
 picks the best epoch; `HausdorffDistanceMetric`, `SurfaceDistanceMetric`), with the voxel
-spacing of each case (`facts["case_spacing"]`, which a source such as HC18 records per image,
-else the dataset's `facts["spacing"]`; mm per axis in the arrays' axis order), so the
-distances are millimetres. A dataset that states no spacing is scored at 1.0 per axis and
-says so (`spacing_source`): its distances are pixels, not mm.
+spacing of the data facts, so the distances are millimetres: per test case when the dataset
+has them (`facts["case_spacing"]["test"]`, from the npz's optional `test_spacing`: an
+ultrasound's pixel size differs between images), else the dataset's (`facts["spacing"]`, mm
+per axis in the arrays' axis order). A dataset that states none is scored at 1.0 per axis
+and says so (`spacing_source`): its distances are pixels, not mm.
 
 A distance needs both surfaces: a case whose prediction misses a structure its ground truth
 holds has no HD95 (MONAI gives NaN); it is counted as `missed` per structure, and it shows
@@ -15,6 +16,7 @@ in the Dice (0) and the worst cases, rather than being filled with an invented d
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +24,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from meddx.errors import DataError
-from meddx.evaluation.stats import bootstrap_ci
+from meddx.evaluation.stats import configured_ci
 from meddx.training.segmentation import dice_per_case, one_hot
 
 FIGURES = ("dice", "hd95_mm", "msd_mm")
@@ -44,47 +45,34 @@ class SegEvaluation:
 
 
 def spacing_of(
-    facts: Mapping[str, Any] | None, spatial_dims: int, n: int
+    facts: Mapping[str, Any] | None, n: int, spatial_dims: int
 ) -> tuple[list[list[float]], str]:
-    """(mm per axis of each of the `n` cases, where it came from): the per-case spacing of the
-    data, else the dataset's `spacing`, else 1.0 per axis."""
+    """(mm per axis of each of the `n` test cases, where it came from)."""
     facts = facts or {}
-    if facts.get("case_spacing") is not None:
-        cases = [[float(s) for s in row] for row in facts["case_spacing"]]
-        if len(cases) != n or any(len(row) != spatial_dims for row in cases):
-            raise DataError(
-                f"the per-case spacing holds {len(cases)} rows for {n} test cases of "
-                f"{spatial_dims} axes: the processed file's test_spacing does not fit its images"
-            )
-        return cases, "per case (test_spacing of the processed data)"
+    per_case = facts.get("case_spacing", {}).get("test")
+    if per_case is not None:
+        return [[float(s) for s in row] for row in per_case], "per case (test_spacing)"
     stated = facts.get("spacing")
     if stated is None:
         return [[1.0] * spatial_dims] * n, "none stated: 1.0 per axis assumed (pixels, not mm)"
     return [[float(s) for s in stated]] * n, "data facts (data.image.spacing)"
 
 
-def _spacing_summary(spacing: list[list[float]]) -> list[float] | dict[str, list[float]]:
-    """The one spacing of every case, or the per-axis range when the cases differ."""
-    if all(row == spacing[0] for row in spacing):
-        return spacing[0]
-    array = np.asarray(spacing)
-    return {"min": array.min(axis=0).tolist(), "max": array.max(axis=0).tolist()}
-
-
 def surface_distances(
     predicted: np.ndarray, target: np.ndarray, num_classes: int, spacing: list[list[float]]
 ) -> dict[str, np.ndarray]:
-    """(N, structures) HD95 and symmetric mean surface distance, in the units of `spacing`
-    (one row per case)."""
+    """(N, structures) HD95 and symmetric mean surface distance, in the units of `spacing`."""
     from monai.metrics import HausdorffDistanceMetric, SurfaceDistanceMetric
 
     pred, true = one_hot(predicted, num_classes), one_hot(target, num_classes)
     hd95 = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")
     msd = SurfaceDistanceMetric(include_background=False, symmetric=True, reduction="none")
-    return {
-        "hd95_mm": hd95(pred, true, spacing=spacing).numpy(),
-        "msd_mm": msd(pred, true, spacing=spacing).numpy(),
-    }
+    with warnings.catch_warnings():  # an empty surface is a NaN here, counted as `missed`
+        warnings.filterwarnings("ignore", message=".* is all 0, this may result in nan/inf")
+        return {
+            "hd95_mm": hd95(pred, true, spacing=spacing).numpy(),
+            "msd_mm": msd(pred, true, spacing=spacing).numpy(),
+        }
 
 
 def _mean(values: np.ndarray) -> float:
@@ -118,20 +106,12 @@ def score(
     """Test figures with bootstrap CIs over cases, per structure, and the worst cases."""
     num_classes, n = len(names), len(y_true)
     y_pred = y_score.argmax(axis=1).astype(np.uint8)
-    spacing, source = spacing_of(facts, y_true.ndim - 1, n)
+    spacing, source = spacing_of(facts, n, y_true.ndim - 1)
     per_case = {"dice": dice_per_case(y_pred, y_true, num_classes)}
     per_case |= surface_distances(y_pred, y_true, num_classes, spacing)
     point = _figures(per_case, names)
-    intervals = (
-        bootstrap_ci(
-            lambda idx: _figures({k: v[idx] for k, v in per_case.items()}, names),
-            n,
-            settings.bootstrap,
-            seed,
-            settings.confidence,
-        )
-        if settings.bootstrap
-        else {}
+    intervals = configured_ci(
+        lambda idx: _figures({k: v[idx] for k, v in per_case.items()}, names), n, settings, seed
     )
     result: dict[str, Any] = {}
     for key in FIGURES:
@@ -157,7 +137,7 @@ def score(
         "empty_masks": int((~np.isfinite(dice)).sum()),
         "n_test": n,
         "bootstrap": settings.bootstrap,
-        "spacing_mm": _spacing_summary(spacing),
+        "spacing_mm": spacing[0] if all(row == spacing[0] for row in spacing) else "per case",
         "spacing_source": source,
     }
     dataset = str((facts or {}).get("name", "unnamed dataset"))

@@ -7,6 +7,7 @@ vectorised; the curves, drawn once per evaluation, are scikit-learn's, imported 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,15 @@ def bootstrap_ci(
         low, high = np.percentile(values, tails) if len(values) else (np.nan, np.nan)
         intervals[key] = (float(low), float(high))
     return intervals
+
+
+def configured_ci(
+    statistic: Callable[[np.ndarray], Mapping[str, float]], n: int, settings: Any, seed: int
+) -> dict[str, tuple[float, float]]:
+    """`bootstrap_ci` with the `evaluate` settings' resamples and level; none for 0 resamples."""
+    if not settings.bootstrap:
+        return {}
+    return bootstrap_ci(statistic, n, settings.bootstrap, seed, settings.confidence)
 
 
 def top_label(task: str, y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

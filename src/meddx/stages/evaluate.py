@@ -45,8 +45,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         x, y_true = arrays["test_images"], arrays["test_labels"]
         export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
         scores = task.predict(net, (x,))
-        if "test_spacing" in arrays:  # per-case mm per axis a source recorded (HC18, MSD)
-            facts = {**facts, "case_spacing": arrays["test_spacing"].tolist()}
         evaluation = task.score(names, y_true, scores, cfg.evaluate, cfg.seed, facts)
         plots = layout.plots(STAGE)
         task.write_plots(evaluation, plots)

@@ -116,6 +116,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     f"{spatial_dims} for this dataset"
                 )
             facts["spacing"] = [float(s) for s in spec.spacing]
+        case_spacing = {s: raw[f"{s}_spacing"].tolist() for s in SPLITS if f"{s}_spacing" in raw}
+        if case_spacing:  # per case, as `{split}_spacing` in the raw file (checked there)
+            facts["case_spacing"] = case_spacing
         write_json(layout.processed_images_meta, facts)
         write_json(layout.metrics(STAGE), stats)
         grids = layout.plots(STAGE) / "samples"

@@ -26,8 +26,13 @@ HEADLINE = {
     "test_ece": "ECE",
     "test_ap": "AP",
 }
+# A segmentation model's headline (`meddx.evaluation.seg_scoring`): columns of the models table
+# only when a segmentation model has results, so a classification report reads as before.
+SEG_HEADLINE = {"test_dice": "Dice", "test_hd95_mm": "HD95 (mm)", "test_msd_mm": "MSD (mm)"}
 PER_CLASS = ("sensitivity", "specificity", "ppv", "f1", "auc", "ap", "support")
-FIGURE_ORDER = ("roc", "pr", "reliability", "confusion", "gradcam")
+PER_STRUCTURE = ("dice", "hd95_mm", "msd_mm", "n_cases", "missed")
+COUNTS = {"support", "n_cases", "missed"}
+FIGURE_ORDER = ("roc", "pr", "reliability", "confusion", "gradcam", "overlays")
 
 
 class _Runs:
@@ -65,32 +70,48 @@ def _model_section(
             f"registered model: {registered or 'none'}",
             f"{result.get('n_test', '?')} test samples, bootstrap resamples: "
             f"{result.get('bootstrap', 0)} (95% percentile intervals in brackets)",
+            *([f"voxel spacing: {result['spacing_source']}"] if "spacing_source" in result else []),
         ]
     )
-    comparison(doc, model, result, spec, published)
+    if spec.get("benchmark") is None:
+        doc.paragraph(f"No published comparison: no published result is for {spec.dataset}.")
+    else:
+        comparison(doc, model, result, spec, published)
     per_class = result.get("per_class", {})
     if per_class:
         doc.heading(f"{model}: per class (test)", 3)
-        columns = [c for c in PER_CLASS if any(c in row for row in per_class.values())]
+        columns = [
+            c for c in (*PER_CLASS, *PER_STRUCTURE) if any(c in row for row in per_class.values())
+        ]
         doc.table(
             ["class", *columns],
             [
-                [name, *[str(row[c]) if c == "support" else number(row.get(c)) for c in columns]]
+                [name, *[str(row[c]) if c in COUNTS else number(row.get(c)) for c in columns]]
                 for name, row in per_class.items()
             ],
+        )
+    if result.get("worst_cases"):
+        doc.heading(f"{model}: worst test cases (mean Dice over their structures)", 3)
+        doc.table(
+            ["test case", "Dice"],
+            [[str(row["index"]), number(row["dice"])] for row in result["worst_cases"]],
         )
     for png in _figures(layout.plots(spec.evaluate)):
         doc.image(png.relative_to(layout.reports).as_posix(), f"{model}: {png.stem}")
 
 
 def _models_table(doc: Document, cfg: DictConfig, results: dict[str, Any], runs: _Runs) -> None:
-    header = ["model", "dataset", "evaluation stage", *HEADLINE.values()]
+    produced = [results[s.evaluate] for s in cfg.report.models.values() if s.evaluate in results]
+    headline = dict(HEADLINE)
+    if any("test_dice" in result for result in produced):
+        headline |= SEG_HEADLINE
+    header = ["model", "dataset", "evaluation stage", *headline.values()]
     header += ["evaluation run", "commit"]
     rows = []
     for model, spec in cfg.report.models.items():
         result = results.get(spec.evaluate)
         if result is None:
-            missing = ["not produced"] * len(HEADLINE)
+            missing = ["not produced"] * len(headline)
             rows.append([model, spec.dataset, spec.evaluate, *missing, "—", "—"])
             continue
         found = runs.runs.get(spec.evaluate)
@@ -100,7 +121,7 @@ def _models_table(doc: Document, cfg: DictConfig, results: dict[str, Any], runs:
                 model,
                 spec.dataset,
                 spec.evaluate,
-                *[with_ci(result, k) for k in HEADLINE],
+                *[with_ci(result, k) for k in headline],
                 runs.cell(spec.evaluate),
                 commit,
             ]
