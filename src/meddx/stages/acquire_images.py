@@ -9,7 +9,10 @@ downstream knows or cares where the images came from. Sources (`data.image.sourc
 - `medmnist`: an official MedMNIST file (2D images or 3D volumes), from the cache, a mirror
   or Zenodo, always MD5-verified (meddx.data.fetch), copied byte for byte;
 - `folder`: the user's own PNG/JPEG, DICOM or NIfTI files, or (`spatial_dims: 3`) NIfTI
-  volumes and DICOM series (meddx.data.folder), DICOM de-identified as it is read.
+  volumes and DICOM series (meddx.data.folder), DICOM de-identified as it is read;
+- `hc18`, `msd_hippocampus`: the segmentation datasets, read from the mirror and checked
+  against its manifests (meddx.data.hc18, meddx.data.msd_hippocampus); besides images and
+  masks they carry each case's spacing (and HC18's reference head circumference).
 A missing real dataset is an error, never a silent fall-back to synthetic data.
 """
 
@@ -36,7 +39,7 @@ from meddx.tracking import stage_run
 
 STAGE = "acquire_images"
 SECTIONS = ("seed", "data.image")
-SOURCES = ("synthetic", "synthetic_masks", "medmnist", "folder")
+SOURCES = ("synthetic", "synthetic_masks", "medmnist", "folder", "hc18", "msd_hippocampus")
 
 
 def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
@@ -60,6 +63,17 @@ def _fetch_medmnist(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
         "data.origin": got.origin,
         "data.license": subset.license,
     }
+
+
+def _segmentation_source(cfg: DictConfig) -> tuple[dict[str, np.ndarray], dict[str, str], None]:
+    """HC18 or MSD Hippocampus from the mirror, with the split rule they were drawn by."""
+    spec = cfg.data.image
+    if spec.source == "hc18":
+        from meddx.data.hc18 import load_hc18 as load
+    else:
+        from meddx.data.msd_hippocampus import load_hippocampus as load
+    arrays = load(spec, Layout.of(cfg).mirror)
+    return arrays, {"data.origin": "mirror", "data.split_rule": str(arrays["split_rule"])}, None
 
 
 def acquire(
@@ -105,6 +119,8 @@ def acquire(
 
         arrays, described = load_folder(spec, cfg.seed, Layout.of(cfg).root)
         return arrays, {"data.origin": spec.source, **described}, None
+    elif spec.source in ("hc18", "msd_hippocampus"):
+        return _segmentation_source(cfg)
     else:
         raise ConfigError(f"data.image.source={spec.source!r} is not known; known: {list(SOURCES)}")
     return arrays, {"data.origin": spec.source}, None

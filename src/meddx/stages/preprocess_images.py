@@ -83,6 +83,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         for split in SPLITS:
             out[f"{split}_images"] = images[split]
             out[f"{split}_labels"] = label_rules.encode(raw[f"{split}_labels"])
+        # Per-case facts a source records (spacing, ids, reference measurements) ride along
+        # unchanged, in the split's order, so that evaluation can measure in mm.
+        case_facts = sorted(key for key in raw if key not in out)
+        out.update({key: raw[key] for key in case_facts})
         save_npz(layout.processed_images, out, compress=False)
         stats: dict[str, Any] = split_counts(raw, dataset.task, list(dataset.class_names))
         for split in SPLITS:
@@ -103,6 +107,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "normalization": norm,
             "splits": stats,
             "pixels": pixels,
+            "case_facts": case_facts,
         }
         if dataset.standardise is not None:  # the user's own volumes: how they were made
             facts["standardise"] = dataset.standardise.facts()
