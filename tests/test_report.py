@@ -174,6 +174,8 @@ def test_mlflow_evaluate_run_has_images_a_summary_and_a_registered_model(
     assert {"MLmodel", "input_example.json"} <= top
     assert {"artifacts/model.pt", "artifacts/model.onnx"} <= inside
     assert float(logged.tags["meddx.onnx_max_abs_diff"]) <= 1e-4
+    outputs = client.get_run(run.info.run_id).outputs
+    assert [o.model_id for o in outputs.model_outputs] == [logged.model_id]  # "Logged models"
 
 
 def test_the_model_card_names_the_data_and_the_metrics_with_cis(project: Path) -> None:

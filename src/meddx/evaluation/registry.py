@@ -84,6 +84,8 @@ def _logged_model(
     run: StageRun, model_pt: Path, net: nn.Module, x: np.ndarray, info: dict[str, Any]
 ) -> tuple[Any, float]:
     """A READY logged model of the run holding the pyfunc; (it, the ONNX parity)."""
+    from mlflow.entities import LoggedModelOutput
+
     client = run.client
     experiment = client.get_run(run.run_id).info.experiment_id
     logged = client.create_logged_model(
@@ -100,7 +102,11 @@ def _logged_model(
     client.set_logged_model_tags(
         logged.model_id, {"meddx.onnx_max_abs_diff": f"{parity:.3g}", "meddx.onnx": ONNX_FILE}
     )
-    return client.finalize_logged_model(logged.model_id, "READY"), parity
+    ready = client.finalize_logged_model(logged.model_id, "READY")
+    # An output of the run, as mlflow.<flavour>.log_model inside an active run makes it: what
+    # the run page's "Logged models" lists (source_run_id alone leaves it "—").
+    client.log_outputs(run.run_id, [LoggedModelOutput(ready.model_id, 0)])
+    return ready, parity
 
 
 def register(
