@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from omegaconf import DictConfig
 
 from conftest import CONF
 from meddx.config import compose, flatten, load_params, to_yaml
-from meddx.config_schema import SCHEMA
+from meddx.config_schema import declared
 from meddx.errors import ConfigError
 
 GROUPS = ("data/image", "data/ecg", "cnn", "rnn", "gan", "trainer", "tracking", "hpo", "evaluate")
@@ -78,8 +77,7 @@ def test_every_number_in_conf_has_a_declared_meaning() -> None:
         for key, value in flatten(cfg).items()
         if _is_number(value) or (isinstance(value, list) and any(map(_is_number, value)))
     }
-    patterns = [pattern for pattern, _ in SCHEMA]
-    undeclared = sorted(k for k in numeric if not any(fnmatchcase(k, p) for p in patterns))
+    undeclared = sorted(k for k in numeric if not declared(k))
     assert not undeclared, f"add these keys to meddx.config_schema.SCHEMA: {undeclared}"
 
 
@@ -103,3 +101,10 @@ def test_a_project_root_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"paths\.root=.*missing.*not an existing folder"):
         compose([f"paths.root={tmp_path / 'missing'}"], conf_dir=CONF)
     assert not (tmp_path / "missing").exists()
+
+
+def test_an_image_pipeline_s_numbers_mean_what_the_default_pipeline_s_do() -> None:
+    from meddx.config_schema import problems
+
+    assert problems({"pipelines.volume.data.image.size": 0})  # a side of 0 pixels
+    assert not problems({"pipelines.volume.data.image.size": 16})

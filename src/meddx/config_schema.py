@@ -144,6 +144,9 @@ SCHEMA: tuple[tuple[str, Number | None], ...] = (
     ("data.image.size", count("an image side in pixels")),
     ("data.image.spatial_dims", Number("2 (images) or 3 (volumes)", integer=True, low=2, high=3)),
     ("data.image.spacing", positive("a pixel (voxel) spacing in mm", null=True)),
+    ("data.image.split.val", fraction("a share of the groups", below_one=True)),
+    ("data.image.split.test", fraction("a share of the groups", below_one=True)),
+    ("data.image.split.seed", Number("a seed", integer=True, low=0, high=MAX_SEED)),
     ("data.image.synthetic.train", count("a split size")),
     ("data.image.synthetic.val", count("a split size")),
     ("data.image.synthetic.test", count("a split size")),
@@ -187,8 +190,21 @@ SCHEMA: tuple[tuple[str, Number | None], ...] = (
 )
 
 
+def _unscoped(key: str) -> str:
+    """`pipelines.volume.data.image.size` -> `data.image.size`: an image pipeline's sections
+    (meddx.config) mean what the default pipeline's do."""
+    parts = key.split(".")
+    return ".".join(parts[2:]) if parts[0] == "pipelines" and len(parts) > 2 else key
+
+
+def declared(key: str) -> bool:
+    """Whether some pattern of `SCHEMA` gives the dotted key a meaning."""
+    return any(fnmatchcase(_unscoped(key), pattern) for pattern, _ in SCHEMA)
+
+
 def rule_for(key: str) -> Number | None:
     """The meaning of a dotted key: the first pattern of `SCHEMA` that matches, else None."""
+    key = _unscoped(key)
     return next((rule for pattern, rule in SCHEMA if fnmatchcase(key, pattern)), None)
 
 
