@@ -92,29 +92,27 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-@cache
-def cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+    """The first CPU's `field` in /proc/cpuinfo, or None where there is none."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+@cache
+def cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
 @cache
 def cpu_vendor() -> str:
     """`GenuineIntel`, `AuthenticAMD`, ...: oneDNN's kernels differ by vendor (see above)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+    return _cpuinfo("vendor_id") or "unknown"
 
 
 @cache
