@@ -124,6 +124,7 @@ def test_metrics_json_has_every_headline_figure_inside_its_interval(project: Pat
 
 def test_dvc_plots_show_renders_the_curves_and_figures(project: Path, tmp_path: Path) -> None:
     shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
+    shutil.copy(REPO / "params.yaml", project / "params.yaml")  # `foreach: ${pipelines}`
     dvc = [sys.executable, "-m", "dvc"]
     subprocess.run([*dvc, "init", "--no-scm", "--force", "-q"], cwd=project, check=True)
     subprocess.run(
