@@ -79,7 +79,7 @@ def write_ecg(
                 "window": WINDOW,
                 "rr_features": list(RR_FEATURES),
                 "split": "inter-patient",
-                "splits": {s: len(arrays[f"{s}_labels"]) for s in records},
+                "splits": {s: {"n": len(arrays[f"{s}_labels"])} for s in records},
                 "records": records,
             }
         )

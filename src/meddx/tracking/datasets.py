@@ -34,13 +34,6 @@ class DatasetRead:
     context: str
 
 
-def _counts(split: Mapping[str, Any] | int) -> dict[str, int]:
-    """A split's counts as the facts give them: per class (image and ECG facts) or one total."""
-    if isinstance(split, Mapping):
-        return {k: v for k, v in split.items() if isinstance(v, int)}
-    return {"n": int(split)}
-
-
 def record(dataset: DatasetRead, source: str, digest: str) -> dict[str, str]:
     """MLflow's dataset fields (name, digest, source, source_type, profile), JSON-ready for the
     spool. `source`: the file's path in the project; `digest`: its md5."""
@@ -52,7 +45,10 @@ def record(dataset: DatasetRead, source: str, digest: str) -> dict[str, str]:
         local = resolve_dataset_source(source)
     name = f"{dataset.facts['name']} {'+'.join(dataset.splits)}"
     fields = MetaDataset(local, name=name, digest=digest).to_dict()
-    counts = {split: _counts(dataset.facts["splits"][split]) for split in dataset.splits}
+    counts = {
+        split: {k: v for k, v in dataset.facts["splits"][split].items() if isinstance(v, int)}
+        for split in dataset.splits
+    }
     fields["profile"] = json.dumps({"splits": counts}, sort_keys=True)
     return fields
 
