@@ -12,7 +12,7 @@ export MEDDX_DATA_MIRROR
 SEEDS ?= 0 1 2
 export SEEDS
 
-.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui bench-serve bench-cnn3d bench-seg
+.PHONY: setup repro test lint format params ui clean lock bench bench-numerics bench-data bench-cnn bench-protocol bench-overhead bench-rnn bench-qrs bench-hpo bench-gan bench-fuzz bench-soak bench-mlflow-ui bench-serve bench-cnn3d bench-seg bench-repro
 
 setup: $(STAMP) ## Create .venv and install the locked dependencies (a no-op when done)
 
@@ -95,6 +95,8 @@ bench-hpo: setup ## Pruned vs unpruned study, 1 vs 2 workers, on PneumoniaMNIST 
 	$(BIN)/python benchmarks/bench_hpo.py
 bench-gan: setup ## GAN: TSTR, augmentation gain, FD, memorisation (SEEDS, DATASETS; not in `bench`: ~1 h)
 	$(BIN)/python benchmarks/bench_gan.py
+bench-repro: setup ## Offline `dvc repro --force` timed per stage (wall, CPU, load): reports/benchmarks/repro_time.md
+	$(BIN)/python benchmarks/bench_repro.py
 bench-seg: setup ## HC18 (2-D) and MSD Hippocampus (3-D) UNets from the mirror: Dice, HD95, HC and volumes (SEEDS, DATASETS; ~15 min per training)
 	$(BIN)/python benchmarks/bench_seg.py
 

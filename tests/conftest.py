@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import DictConfig
 
 from meddx.config import compose
@@ -23,21 +28,101 @@ TINY_IMAGES = (
     "cnn.max_epochs=2",
     "cnn.batch_size=32",
 )
-# The whole DAG (images, ECG, RNN, GAN, tune) in seconds rather than minutes.
-TINY_PIPELINE = (
-    *TINY_IMAGES,
-    "data.ecg.synthetic.beats_per_record=20",
-    "rnn.max_epochs=1",
-    "rnn.net.hidden=16",
-    "gan.max_epochs=1",
-    "gan.generate.per_class=10",
-    "hpo.n_trials=1",
-    "hpo.trial_overrides=['cnn.max_epochs=1']",
-    "pipelines.volume.data.image.synthetic.train=48",
-    "pipelines.volume.data.image.synthetic.val=24",
-    "pipelines.volume.data.image.synthetic.test=24",
-    "pipelines.volume.cnn.max_epochs=1",
-)
+
+
+# The same tiny DAG written into a copy's conf/ files rather than given as overrides, so that
+# `dvc exp run -S` (DVC's Hydra composition of conf/) keeps it tiny too.
+TINY_CONF = {
+    "conf/data/image/synthetic.yaml": {
+        ("synthetic", "train"): 160,
+        ("synthetic", "val"): 80,
+        ("synthetic", "test"): 80,
+    },
+    "conf/cnn/basic.yaml": {("max_epochs",): 2, ("batch_size",): 32},
+    "conf/rnn/lstm.yaml": {("max_epochs",): 1, ("net", "hidden"): 16},
+    "conf/data/ecg/synthetic.yaml": {("synthetic", "beats_per_record"): 20},
+    "conf/gan/base/default.yaml": {("max_epochs",): 1, ("generate", "per_class"): 10},
+    "conf/hpo/basic.yaml": {("n_trials",): 2, ("trial_overrides",): ["cnn.max_epochs=1"]},
+    "conf/data/image/synthetic3d.yaml": {
+        ("synthetic", "train"): 48,
+        ("synthetic", "val"): 24,
+        ("synthetic", "test"): 24,
+    },
+    "conf/pipelines/volume.yaml": {("cnn", "max_epochs"): 1},
+}
+
+
+def run_ok(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`cmd` in `cwd`; a test failure with its output when it fails."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    output = f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{output}"
+    return result
+
+
+def _shrink(repo: Path) -> None:
+    for name, changes in TINY_CONF.items():
+        path = repo / name
+        text = path.read_text()
+        header = "".join(line for line in text.splitlines(True) if line.startswith("# @package"))
+        data = yaml.safe_load(text)
+        for keys, value in changes.items():
+            node = data
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value
+        path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    """A committed copy of this checkout on TINY_CONF after one `dvc repro` (results committed
+    on top): `root`, the `env` its commands run in, what `dvc repro` printed, and the commit
+    the stages ran at."""
+
+    root: Path
+    env: dict[str, str]
+    repro_output: str
+    ran_at: str
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of a built project (git, DVC cache, outputs, MLflow store) that a test may change
+    without changing it for the others; a few MB, seconds, not a rebuild."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> TinyPipeline:
+    """The whole DAG (images, volume, ECG, GAN, tune) built once for the session: building it
+    costs minutes, and the pipeline tests read it (or change a copy_project of it)."""
+    root = tmp_path_factory.mktemp("pipeline") / "project"
+    files = run_ok(["git", "ls-files", "-co", "--exclude-standard"], REPO, dict(os.environ))
+    for name in files.stdout.split():
+        source = REPO / name
+        if source.is_file() and not name.startswith(("reports/", "dvc.lock")):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_", "MEDDX_PIPELINE", "MEDDX_CONF_DIR", "DVC_"))
+    }
+    # Stages run `python -m meddx` from the copy's own code, as in a clone.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(root / "src")
+    _shrink(root)
+    run_ok([sys.executable, "-m", "meddx", "compose", "--output", "params.yaml"], root, env)
+    git = ["git", "-c", "user.name=meddx", "-c", "user.email=ci@meddx"]
+    for cmd in (["git", "init", "-q", "-b", "main"], [*git, "add", "-A"]):
+        run_ok(cmd, root, env)
+    run_ok([*git, "commit", "-qm", "tiny pipeline"], root, env)
+    ran_at = run_ok(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+    output = run_ok(["dvc", "repro"], root, env).stdout
+    run_ok([*git, "add", "-A"], root, env)
+    run_ok([*git, "commit", "-qm", "results"], root, env)
+    return TinyPipeline(root, env, output, ran_at)
 
 
 @pytest.fixture(scope="session")

@@ -7,92 +7,24 @@ from `make repro`, shrunk to seconds.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO
+from conftest import REPO, TinyPipeline, copy_project, run_ok
 from meddx.paths import pipeline_stages
 
 pytestmark = pytest.mark.slow
 STAGES = set(pipeline_stages(REPO / "dvc.yaml"))  # the volume pipeline's `foreach` ones too
-TINY = {
-    "conf/data/image/synthetic.yaml": {
-        ("synthetic", "train"): 160,
-        ("synthetic", "val"): 80,
-        ("synthetic", "test"): 80,
-    },
-    "conf/cnn/basic.yaml": {("max_epochs",): 2, ("batch_size",): 32},
-    "conf/rnn/lstm.yaml": {("max_epochs",): 2, ("batch_size",): 64, ("net", "hidden"): 16},
-    "conf/hpo/basic.yaml": {("n_trials",): 2, ("trial_overrides",): ["cnn.max_epochs=1"]},
-    "conf/data/image/synthetic3d.yaml": {
-        ("synthetic", "train"): 48,
-        ("synthetic", "val"): 24,
-        ("synthetic", "test"): 24,
-    },
-    "conf/pipelines/volume.yaml": {("cnn", "max_epochs"): 1},
-}
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-def _shrink(repo: Path) -> None:
-    for name, changes in TINY.items():
-        path = repo / name
-        text = path.read_text()
-        header = "".join(line for line in text.splitlines(True) if line.startswith("# @package"))
-        data = yaml.safe_load(text)
-        for keys, value in changes.items():
-            node = data
-            for key in keys[:-1]:
-                node = node[key]
-            node[keys[-1]] = value
-        path.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A committed copy of the project with a tiny config, after one `dvc repro`."""
-    root = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in files:
-        source = REPO / name
-        if source.is_file() and not name.startswith(("reports/", "dvc.lock")):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "MEDDX_PIPELINE", "DVC_"))
-    }
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(root / "src")
-    _shrink(root)
-    _run([sys.executable, "-m", "meddx", "compose", "--output", "params.yaml"], root, env)
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
-    ):
-        _run(cmd, root, env)
-    env["REPRO_OUTPUT"] = _run(["dvc", "repro"], root, env).stdout
-    return root, env
+def repo(tiny_pipeline: TinyPipeline) -> tuple[Path, dict[str, str]]:
+    """A committed copy of the project with a tiny config, after one `dvc repro` (the session's
+    build, conftest.tiny_pipeline)."""
+    return tiny_pipeline.root, {**tiny_pipeline.env, "REPRO_OUTPUT": tiny_pipeline.repro_output}
 
 
 def test_repro_runs_every_stage_and_writes_the_outputs(repo: tuple[Path, dict[str, str]]) -> None:
@@ -115,10 +47,12 @@ def test_metrics_files_parse_and_hold_numbers(repo: tuple[Path, dict[str, str]])
 
 def test_status_is_clean_after_repro(repo: tuple[Path, dict[str, str]]) -> None:
     root, env = repo
-    assert "up to date" in _run(["dvc", "status"], root, env).stdout
+    assert "up to date" in run_ok(["dvc", "status"], root, env).stdout
 
 
-def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[str, str]]) -> None:
+def test_mlflow_holds_one_run_per_stage_with_provenance(
+    repo: tuple[Path, dict[str, str]], tiny_pipeline: TinyPipeline
+) -> None:
     root, _ = repo
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("meddx")
@@ -131,8 +65,7 @@ def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[s
     assert len(trials) == 2  # one nested run per HPO trial
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["meddx.pipeline_id"] for r in runs}) == 1
-    commit = _run(["git", "rev-parse", "HEAD"], root, {**os.environ}).stdout.strip()
-    assert {r.data.tags["git.commit"] for r in runs} == {commit}
+    assert {r.data.tags["git.commit"] for r in runs} == {tiny_pipeline.ran_at}
     train = next(r for r in runs if r.data.tags["dvc.stage"] == "train_cnn")
     assert "input.data/processed/images.npz" in train.data.tags
     assert "model/model.pt" in [a.path for a in client.list_artifacts(train.info.run_id, "model")]
@@ -141,7 +74,7 @@ def test_mlflow_holds_one_run_per_stage_with_provenance(repo: tuple[Path, dict[s
 
 def test_second_repro_runs_nothing(repo: tuple[Path, dict[str, str]]) -> None:
     root, env = repo
-    output = _run(["dvc", "repro"], root, env).stdout
+    output = run_ok(["dvc", "repro"], root, env).stdout
     assert "Running stage" not in output
 
 
@@ -163,7 +96,7 @@ def test_the_tuned_values_are_params_that_dvc_shows_and_the_run_logs(
     repo: tuple[Path, dict[str, str]],
 ) -> None:
     root, env = repo
-    diff = json.loads(_run(["dvc", "params", "diff", "--all", "--json"], root, env).stdout)
+    diff = json.loads(run_ok(["dvc", "params", "diff", "--all", "--json"], root, env).stdout)
     changes = diff["models/tune/best.yaml"].items()  # against the copied checkout's file
     tuned = {key: change["new"] for key, change in changes if change["new"] is not None}
     assert set(tuned) >= {"cnn.optimizer.lr", "cnn.net.hidden"}
@@ -179,12 +112,15 @@ def test_the_tuned_values_are_params_that_dvc_shows_and_the_run_logs(
 
 
 def test_exp_run_with_a_changed_param_is_a_new_experiment_and_run(
-    repo: tuple[Path, dict[str, str]],
+    repo: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    root, env = repo
+    built, env = repo
+    root = copy_project(built, tmp_path / "project")  # the experiment changes the workspace
     # lr is one that tune searches: the experiment trains tune's choice, and every view says so
-    _run(["dvc", "exp", "run", "-S", "cnn.optimizer.lr=0.01", "-n", "lr-0.01"], root, env)
-    shown = _named(json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout), "lr-0.01")
+    run_ok(["dvc", "exp", "run", "-S", "cnn.optimizer.lr=0.01", "-n", "lr-0.01"], root, env)
+    shown = _named(
+        json.loads(run_ok(["dvc", "exp", "show", "--json"], root, env).stdout), "lr-0.01"
+    )
     params = shown["data"]["params"]
     assert params["params.yaml"]["data"]["cnn"]["optimizer"]["lr"] == 0.01
     tuned_lr = params["models/tune/best.yaml"]["data"]["cnn.optimizer.lr"]

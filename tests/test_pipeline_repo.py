@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONF, REPO, TINY_PIPELINE
-from meddx.config import compose, to_yaml
+from conftest import TinyPipeline, copy_project
 from meddx.repro_check import changed_outputs, check
-
-PROJECT_FILES = ("dvc.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore")
 
 
 def _run(cwd: Path, *command: str) -> str:
@@ -35,28 +31,15 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """This checkout's code and pipeline on tiny data, reproduced once and committed."""
-    repo = tmp_path_factory.mktemp("pipeline") / "project"
-    shutil.copytree(REPO / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(CONF, repo / "conf")
-    for name in PROJECT_FILES:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, repo / name)
-    (repo / "params.yaml").write_text(to_yaml(compose(TINY_PIPELINE, conf_dir=CONF)))
-    # Stages run `python -m meddx` from the repository's own code, as in a clone.
+def tiny_repo(tiny_pipeline: TinyPipeline) -> Iterator[Path]:
+    """This checkout's code and pipeline on tiny data, reproduced once and committed (the
+    session's build), with its commands' environment in place for the tests."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PYTHONPATH", str(repo / "src"))
-        env.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-        env.delenv("MLFLOW_TRACKING_URI", raising=False)
-        env.delenv("MEDDX_CONF_DIR", raising=False)
-        _git(repo, "init", "-q", "-b", "main")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", "tiny pipeline")
-        _dvc(repo, "repro")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", "results")
-        yield repo
+        for key in os.environ.keys() - tiny_pipeline.env.keys():
+            env.delenv(key)
+        for key, value in tiny_pipeline.env.items():
+            env.setenv(key, value)
+        yield tiny_pipeline.root
 
 
 def _tamper(path: Path, metric: str, delta: float) -> None:
@@ -93,12 +76,13 @@ def test_the_check_reproduces_every_metric_and_catches_a_changed_one(
 def test_outputs_pushed_to_a_remote_pull_into_a_fresh_clone_without_recomputing(
     tiny_repo: Path, tmp_path: Path
 ) -> None:
+    built = copy_project(tiny_repo, tmp_path / "built")  # the session's build stays as it is
     remote = tmp_path / "remote"
-    _dvc(tiny_repo, "remote", "add", "-f", "-d", "shared", str(remote))
-    _git(tiny_repo, "commit", "-qam", "DVC remote")
-    _dvc(tiny_repo, "push")
+    _dvc(built, "remote", "add", "-f", "-d", "shared", str(remote))
+    _git(built, "commit", "-qam", "DVC remote")
+    _dvc(built, "push")
     fresh = tmp_path / "fresh"
-    _git(tmp_path, "clone", "-q", str(tiny_repo), str(fresh))
+    _git(tmp_path, "clone", "-q", str(built), str(fresh))
 
     _dvc(fresh, "pull")
 
