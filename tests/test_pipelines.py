@@ -102,15 +102,26 @@ def test_a_missing_input_of_a_pipeline_names_its_foreach_stage(tmp_path: Path) -
         require(layout.raw_images, layout.root)
 
 
+def run_into_the_report(
+    root: Path, tracking_db: str, pipeline: str, overrides: tuple[str, ...]
+) -> None:
+    """The four image stages of `pipeline` in a project at `root`, then the report."""
+    common = [
+        f"paths.root={root}",
+        f"tracking.uri={tracking_db}",
+        f"tracking.experiment={pipeline}",
+    ]
+    cfg = compose([*common, *overrides], conf_dir=CONF, pipeline=pipeline)
+    for stage in (acquire_images, preprocess_images, train_cnn, evaluate):
+        stage.run(cfg)
+    report.run(compose(common, conf_dir=CONF))
+
+
 @pytest.mark.slow
 def test_the_volume_pipeline_runs_through_the_image_stages_into_the_report(
     tmp_path: Path, tracking_db: str
 ) -> None:
-    common = [f"paths.root={tmp_path}", f"tracking.uri={tracking_db}", "tracking.experiment=vol"]
-    cfg = compose([*common, *TINY_VOLUMES], conf_dir=CONF, pipeline="volume")
-    for stage in (acquire_images, preprocess_images, train_cnn, evaluate):
-        stage.run(cfg)
-    report.run(compose(common, conf_dir=CONF))
+    run_into_the_report(tmp_path, tracking_db, "volume", TINY_VOLUMES)
 
     tested = json.loads((tmp_path / "reports/metrics/volume/evaluate.json").read_text())
     assert 0.0 <= tested["test_auc"] <= 1.0 and tested["n_test"] == 24
@@ -127,11 +138,7 @@ def test_the_volume_pipeline_runs_through_the_image_stages_into_the_report(
 def test_the_segmentation_pipeline_scores_dice_per_structure_into_the_report(
     tmp_path: Path, tracking_db: str
 ) -> None:
-    common = [f"paths.root={tmp_path}", f"tracking.uri={tracking_db}", "tracking.experiment=seg"]
-    cfg = compose([*common, *TINY_SHAPES], conf_dir=CONF, pipeline="segmentation")
-    for stage in (acquire_images, preprocess_images, train_cnn, evaluate):
-        stage.run(cfg)
-    report.run(compose(common, conf_dir=CONF))
+    run_into_the_report(tmp_path, tracking_db, "segmentation", TINY_SHAPES)
 
     tested = json.loads((tmp_path / "reports/metrics/segmentation/evaluate.json").read_text())
     assert set(tested["per_class"]) == {"disc", "square"} and tested["n_test"] == 8
