@@ -103,3 +103,14 @@ def test_a_pipeline_stage_reads_its_entrys_sections_and_the_shared_rest(stage: s
     own = [p for p in STAGES[default]["params"] if isinstance(p, str)]  # not tune's best.yaml
     expected = {f"pipelines.{name}.{p}" if p.startswith(PIPELINE_SECTIONS) else p for p in own}
     assert set(STAGES[stage]["params"]) == expected
+
+
+def test_each_pipeline_entry_is_evaluated_by_the_group_of_its_task() -> None:
+    """The evaluate groups differ in the files they declare (curves; overlays and masks), so an
+    entry in the wrong one would fail `dvc repro` on an out its evaluation never writes."""
+    groups = {"segmentation": "evaluate_seg_for"}
+    evaluating = sorted(s for s in ENTRY_STAGES if module_of(s) == "evaluate")
+    assert evaluating == sorted(
+        f"{groups.get(entry['data']['image']['task'], 'evaluate_for')}@{name}"
+        for name, entry in PIPELINES.items()
+    )

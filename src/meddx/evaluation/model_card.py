@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from meddx.tracking import StageRun
 
 SYNTHETIC = ("synthetic", "synthetic3d")
+COUNTS = {"support", "n_cases", "missed"}  # per-class integers, not scores
 SPLIT_ORDER = ("train", "val", "test")  # the facts file keeps its keys sorted
 LIMITS = (
     "Research use only: an experiment of the meddx pipeline, not a medical device; it was "
@@ -71,7 +72,7 @@ def _metrics(doc: Document, result: Mapping[str, Any]) -> None:
 def _per_class(doc: Document, per_class: Mapping[str, Mapping[str, Any]]) -> None:
     columns = list(dict.fromkeys(c for row in per_class.values() for c in row))
     rows = [
-        [name, *[str(row[c]) if c == "support" else number(row.get(c)) for c in columns]]
+        [name, *[str(row[c]) if c in COUNTS else number(row.get(c)) for c in columns]]
         for name, row in per_class.items()
     ]
     doc.table(["class", *columns], rows)
@@ -85,16 +86,21 @@ def build(
     provenance: Mapping[str, str],
     config: Mapping[str, Any],
     base: Path,
+    preprocessed: tuple[str, str] = ("preprocess_images", "data/processed/images.json"),
 ) -> str:
     """The card of model `name`: `facts` of images.json, `result` of evaluate.json, `info` of
     the model file, `provenance` (git commit, dirty flag), `config` (the evaluation's
-    sections) and `base` (where the card is written, for the Document's relative paths)."""
+    sections), `base` (where the card is written, for the Document's relative paths) and
+    `preprocessed` (the stage and file the facts came from: another pipeline's are its own)."""
     dataset = facts["name"]
     doc = Document(f"Model card: {name}", base)
     doc.heading("Intended use and limits")
+    segments = "test_dice" in result  # a segmentation's headline, as the report's table tells
+    does = "Segments" if segments else "Classifies"
+    into = "structures" if segments else f"{facts['task']} labels"
     use = (
-        f"Classifies {facts.get('spatial_dims', 2)}-D {facts['channels']}-channel "
-        f"{facts['size']} px inputs of `{dataset}` into {facts['task']} labels: "
+        f"{does} {facts.get('spatial_dims', 2)}-D {facts['channels']}-channel "
+        f"{facts['size']} px inputs of `{dataset}` into {into}: "
         f"{', '.join(facts['class_names'])}."
     )
     limits = list(LIMITS)
@@ -108,7 +114,7 @@ def build(
     doc.heading("Training data")
     doc.paragraph(
         f"Dataset `{dataset}` (task {facts['task']}), preprocessed by stage "
-        "`preprocess_images` (data/processed/images.json). Trained on `train`, model selected "
+        f"`{preprocessed[0]}` ({preprocessed[1]}). Trained on `train`, model selected "
         "on `val`, scored on `test`."
     )
     splits = facts.get("splits", {})

@@ -90,6 +90,12 @@ def _card(
     path = model_card.card_path(layout, layout.stage(STAGE))
     config = {section: OmegaConf.select(cfg, section) for section in SECTIONS}
     provenance = git_state(Path(__file__).resolve().parent)
-    card = model_card.build(name, facts, result, info, provenance, config, path.parent)
+    preprocessed = (
+        layout.stage("preprocess_images"),
+        layout.processed_images_meta.relative_to(layout.root).as_posix(),
+    )
+    card = model_card.build(
+        name, facts, result, info, provenance, config, path.parent, preprocessed
+    )
     write_text(path, card)
     return card
