@@ -146,5 +146,5 @@ def test_a_volume_model_is_refused_for_an_image_by_name(tmp_path):
     cfg = compose(
         [f"predict.input={file}", f"predict.model={tmp_path / 'model.pt'}"], conf_dir=CONF
     )
-    with pytest.raises(DataError, match=r"takes 3-D volumes; predict reads 2-D images"):
+    with pytest.raises(DataError, match=r"takes 3-D volumes; give it NIfTI volumes"):
         predict.run(cfg)

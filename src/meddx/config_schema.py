@@ -187,6 +187,8 @@ SCHEMA: tuple[tuple[str, Number | None], ...] = (
     ("predict.ecg.fs", positive("a sampling rate in Hz", null=True)),
     ("predict.ecg.strip_seconds", positive("seconds")),
     ("predict.image.window", Number("an intensity bound", null=True)),
+    ("predict.image.pixel_size_mm", positive("mm per pixel", null=True)),
+    ("predict.volume.window", Number("an intensity bound", null=True)),
 )
 
 

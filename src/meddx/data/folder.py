@@ -231,16 +231,20 @@ def load_image(row: Row) -> tuple[np.ndarray, float | None]:
     return read_image(row.path, row.where)
 
 
-def read_image(path: Path, where: str) -> tuple[np.ndarray, float | None]:
+def read_image(
+    path: Path, where: str, middle_slice: bool = True
+) -> tuple[np.ndarray, float | None]:
     """`load_image` for a file outside a labels.csv (`predict`); `where` names it in errors
-    without its path, which may hold a patient name."""
-    pixels, full_scale = _decode(path, where)
+    without its path, which may hold a patient name. `middle_slice=False` refuses a 3-D
+    NIfTI volume instead of taking its middle slice (`predict` with a 2-D model: a volume
+    is not one of its images)."""
+    pixels, full_scale = _decode(path, where, middle_slice)
     if not np.isfinite(pixels).all():
         raise DataError(f"{where}: the image holds NaN or infinite values")
     return pixels, full_scale
 
 
-def _decode(path: Path, where: str) -> tuple[np.ndarray, float | None]:
+def _decode(path: Path, where: str, middle_slice: bool = True) -> tuple[np.ndarray, float | None]:
     kind = kind_of(path)
     if kind == "series":
         raise DataError(
@@ -259,6 +263,12 @@ def _decode(path: Path, where: str) -> tuple[np.ndarray, float | None]:
         except Exception as exc:  # nibabel raises many types for broken files
             raise DataError(f"{where}: not a readable NIfTI file ({type(exc).__name__})") from None
         volume = np.squeeze(volume)
+        if volume.ndim == 3 and not middle_slice:
+            raise DataError(
+                f"{where}: is a 3-D NIfTI volume of shape {volume.shape}, but the model takes "
+                "2-D images: give a 2-D image, or choose a model trained on volumes "
+                "(data.image.spatial_dims: 3)"
+            )
         if volume.ndim == 3:  # a 2D pipeline takes the middle axial slice, anterior up
             volume = volume[:, :, volume.shape[2] // 2]
         if volume.ndim != 2:

@@ -9,6 +9,12 @@ to [0, 1], centred square crop, resize, channels; applied by meddx.evaluation.im
 so that training does not depend on the readers) and then `preprocess_images`' path to the
 processed scale (`ImageSpec.from_stored`). For a stored test image written
 out as an 8-bit PNG both are exact, so `predict` sees the very array `evaluate` sees.
+
+A volume model carries its `standardise` instead of a window: the user's own volumes'
+(`data.image.standardise`, as preprocess_images recorded it: spacing, CT window or MRI
+normalisation, size), or for volumes stored as uint8 cubes (synthetic, MedMNIST 3D) their
+0..255 scale (`meddx.data.standardise.stored_scale`). A new volume file goes through
+`meddx.data.standardise.transform` with it, the very function that made the training volumes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from meddx.data.intensity import stored_to_processed
+from meddx.data.standardise import Standardisation, stored_scale
 from meddx.errors import DataError
 
 FACTS = ("name", "size", "channels", "spatial_dims", "normalization")
@@ -29,9 +36,12 @@ def facts(meta: dict[str, Any], spec: DictConfig) -> dict[str, Any]:
     """What a model must carry about its images: `meta` is preprocess_images' images.json,
     `spec` the `data.image` config (the folder source's window lives only there)."""
     window = spec.folder.window if spec.source == "folder" else None
-    return {key: meta[key] for key in FACTS} | {
+    found = {key: meta[key] for key in FACTS} | {
         "window": [float(v) for v in window] if window is not None else None
     }
+    if int(meta["spatial_dims"]) == 3:
+        found["standardise"] = meta.get("standardise") or stored_scale(int(meta["size"])).facts()
+    return found
 
 
 def pixels_of_array(array: np.ndarray) -> tuple[np.ndarray, float | None]:
@@ -53,6 +63,7 @@ class ImageSpec:
     spatial_dims: int
     normalization: dict[str, list[float]]
     window: tuple[float, float] | None
+    standardise: Standardisation | None = None  # volumes: how a volume file becomes a sample
 
     @classmethod
     def of_model(cls, info: dict[str, Any], model: str) -> ImageSpec:
@@ -64,7 +75,7 @@ class ImageSpec:
                 f"{info.get('stage', 'an unknown stage')}, or by a train_cnn older than "
                 "`predict`): choose an image model, or retrain it with `dvc repro train_cnn`"
             )
-        window = image.get("window")
+        window, standardise = image.get("window"), image.get("standardise")
         return cls(
             dataset=str(image["name"]),
             size=int(image["size"]),
@@ -72,6 +83,7 @@ class ImageSpec:
             spatial_dims=int(image["spatial_dims"]),
             normalization={k: list(v) for k, v in image["normalization"].items()},
             window=(float(window[0]), float(window[1])) if window is not None else None,
+            standardise=Standardisation.of_facts(standardise) if standardise else None,
         )
 
     def with_window(self, window: list[float] | None) -> ImageSpec:
@@ -83,9 +95,24 @@ class ImageSpec:
     def check_2d(self, model: str) -> None:
         if self.spatial_dims != 2:
             raise DataError(
-                f"model {model} takes {self.spatial_dims}-D volumes; predict reads 2-D images "
-                "(PNG/JPEG, DICOM images, 2-D NIfTI): choose a 2-D image model"
+                f"model {model} takes {self.spatial_dims}-D volumes; give it NIfTI volumes "
+                "(.nii, .nii.gz) or DICOM series folders, or choose a 2-D image model"
             )
+
+    def volume_standardisation(self, model: str) -> Standardisation:
+        """How a volume file becomes this model's input; a clear error for a model that
+        does not say (a 2-D model, or a volume model exported before `predict` read volumes)."""
+        if self.spatial_dims != 3:
+            raise DataError(
+                f"model {model} takes 2-D images (PNG/JPEG, DICOM images, 2-D NIfTI), not "
+                "volumes: choose a model trained on volumes (data.image.spatial_dims: 3)"
+            )
+        if self.standardise is None:
+            raise DataError(
+                f"model {model} carries no volume standardisation (a train_cnn older than "
+                "`predict` on volumes exported it): retrain it with `dvc repro train_cnn`"
+            )
+        return self.standardise
 
     def from_stored(self, stored: np.ndarray) -> np.ndarray:
         """One stored uint8 sample `(H, W[, C])` -> `(C, H, W)` float32 on the processed scale."""

@@ -32,7 +32,7 @@ naming the key) when the dataset facts are read, before any file is opened.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,37 @@ class Standardisation:
     def facts(self) -> dict[str, Any]:
         """What `images.json` (and so MLflow) records about how the volumes were made."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def of_facts(cls, facts: dict[str, Any]) -> Standardisation:
+        """The standardisation `facts()` recorded (in images.json, or in a model's info)."""
+
+        def pair(value: Any) -> Any:
+            return tuple(float(v) for v in value) if value is not None else None
+
+        return cls(
+            str(facts["modality"]),
+            int(facts["size"]),
+            pair(facts["spacing"]),
+            facts["resize"],
+            pair(facts["window"]),
+            facts["mri_norm"],
+            pair(facts["percentiles"]),
+        )
+
+    def with_window(self, window: list[float] | None) -> Standardisation:
+        """The standardisation with another intensity window (None keeps this one's)."""
+        if window is None:
+            return self
+        return replace(self, window=(float(window[0]), float(window[1])))
+
+
+def stored_scale(size: int) -> Standardisation:
+    """What a volume dataset stored as uint8 cubes (synthetic, MedMNIST 3D) did to its voxels,
+    as a standardisation: none beyond the 0..255 voxel scale and the cube's side. A new volume
+    in those units (a NIfTI copy of a stored volume) comes out as the stored one, voxel for
+    voxel; another volume is resized to the cube, and other units need their own window."""
+    return Standardisation("other", size, None, "resize", (0.0, 255.0), None, (0.5, 99.5))
 
 
 def _pair(value: Any, key: str, low: float = -np.inf, high: float = np.inf) -> tuple[float, float]:

@@ -29,11 +29,31 @@ WHD_CODES = ("L", "P", "S")
 @dataclass(frozen=True)
 class Volume:
     """`voxels` (D, H, W) float32 in modality units (CT: HU); `spacing` in mm along D, H, W;
-    `modality` the DICOM Modality ("CT", "MR", ...), None when the file does not say (NIfTI)."""
+    `modality` the DICOM Modality ("CT", "MR", ...), None when the file does not say (NIfTI);
+    `affine` the source's voxel-to-RAS+ affine in the source's own voxel order (a NIfTI file's,
+    or a series' geometry), so a result on these voxels can be written back where they lie."""
 
     voxels: np.ndarray
     spacing: tuple[float, float, float]
     modality: str | None
+    affine: np.ndarray | None = None
+
+    def in_source_order(self, array: np.ndarray) -> np.ndarray:
+        """An array on `voxels`' (D, H, W) grid in the source's voxel order, the order
+        `affine` places: the inverse of the readers' flips and transposes."""
+        from nibabel.orientations import apply_orientation
+
+        if self.affine is None:
+            raise ValueError("the volume does not say where its voxels lie (no affine)")
+        whd = np.asarray(array).transpose(2, 1, 0)
+        return apply_orientation(whd, ornt_transform_to_source(self.affine))
+
+
+def ornt_transform_to_source(affine: np.ndarray) -> np.ndarray:
+    """nibabel's orientation transform from meddx's (W, H, D) axes to the source's (i, j, k)."""
+    from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+    return ornt_transform(axcodes2ornt(WHD_CODES), io_orientation(affine))
 
 
 def oriented(data: np.ndarray, affine: np.ndarray, modality: str | None, where: str) -> Volume:
@@ -65,6 +85,7 @@ def oriented(data: np.ndarray, affine: np.ndarray, modality: str | None, where: 
         np.ascontiguousarray(whd.transpose(2, 1, 0), dtype=np.float32),
         (float(spacing[2]), float(spacing[1]), float(spacing[0])),
         modality,
+        np.asarray(affine, dtype=np.float64),
     )
 
 

@@ -90,7 +90,7 @@ def model_input(
     path: Path, spec: ImageSpec, dataset_kwargs: dict[str, Any], where: str
 ) -> np.ndarray:
     """The file as the `(1, C, H, W)` array the network takes, or a DataError naming `where`."""
-    pixels, full_scale = folder.read_image(path, where)
+    pixels, full_scale = folder.read_image(path, where, middle_slice=False)
     try:
         x = model_array(spec, pixels, full_scale)[None]
     except DataError as exc:
@@ -129,25 +129,41 @@ def predict(
     spec = spec.with_window(options.window)
     name = image_id(path)
     x = model_input(path, spec, info["dataset_kwargs"], f"input {name}")
+    return answer(name, x, folder.kind_of(path), net, info, model, options.gradcam, out_dir)
+
+
+def answer(
+    name: str,
+    x: np.ndarray,
+    kind: str,
+    net: nn.Module,
+    info: dict[str, Any],
+    model: str,
+    gradcam: bool,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Classify the model input `x` (`(1, C, *spatial)`) of input `name`, read from a file of
+    `kind`; write its files; the summary. Images and volumes (meddx.evaluation.volume_predict)
+    alike."""
     names, task = list(info["class_names"]), str(info["task"])
     scores = probabilities(net, (x,), task)
     (call,) = calls(scores, task, names)
     files = {"csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
-    if options.gradcam:
-        from meddx.evaluation.explain import gradcam
+    if gradcam:
+        from meddx.evaluation.explain import gradcam as grad_cam
 
         target = int(np.argmax(scores[0]))
-        heat = gradcam(net, x, np.array([target]))
+        heat = grad_cam(net, x, np.array([target]))
         files["gradcam"] = out_dir / f"{name}.gradcam.png"
         heatmap_overlay(files["gradcam"], x[0], heat[0], f"{name}: Grad-CAM for {names[target]}")
     summary = {
         "image": name,
         "model": model,
-        "dataset": spec.dataset,
-        "kind": folder.kind_of(path),
+        "dataset": str(info["image"]["name"]),
+        "kind": kind,
         **call,
         "confidence_kind": confidence_kind(task),
-        "files": {kind: str(file) for kind, file in files.items()},
+        "files": {what: str(file) for what, file in files.items()},
     }
     write_text(files["csv"], _csv(name, call, names))
     write_json(files["json"], summary)

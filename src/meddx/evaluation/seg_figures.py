@@ -34,23 +34,27 @@ def write_masks(evaluation: SegEvaluation, out_dir: Path) -> list[Path]:
     for index, mask in enumerate(evaluation.y_pred):
         stem = out_dir / f"{index:0{digits}d}"
         path = stem.with_suffix(".nii.gz") if volumes else stem.with_suffix(".png")
-        (_write_nifti if volumes else _write_png)(mask, evaluation.spacing[index], path)
+        if volumes:
+            write_nifti_mask(mask, np.diag([*evaluation.spacing[index], 1.0]), path)
+        else:
+            write_png_mask(mask, path)
         written.append(path)
     return written
 
 
-def _write_png(mask: np.ndarray, spacing: list[float], path: Path) -> None:
+def write_png_mask(mask: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     with atomic_path(path) as tmp:
         Image.fromarray(mask.astype(np.uint8), mode="L").save(tmp, format="PNG")
 
 
-def _write_nifti(mask: np.ndarray, spacing: list[float], path: Path) -> None:
-    """gzip with mtime 0, so the same mask gives the same bytes."""
+def write_nifti_mask(mask: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """A mask (voxel order as `affine` places it) as .nii.gz; gzip with mtime 0, so the same
+    mask gives the same bytes."""
     import nibabel as nib
 
-    image = nib.Nifti1Image(mask.astype(np.uint8), np.diag([*spacing, 1.0]))
+    image = nib.Nifti1Image(mask.astype(np.uint8), np.asarray(affine, dtype=np.float64))
     with atomic_open(path, "wb") as handle:
         handle.write(gzip.compress(image.to_bytes(), mtime=0))
 

@@ -3,11 +3,15 @@ model's suggestions on new files.
 
 Not a DVC stage: it reads the user's files and writes to `predict.output`, never a pipeline
 output. The model is found by `meddx.evaluation.model_source` (path, run, registered name);
-each input goes to the predictor of its kind, chosen by file suffix. A predictor is a module
-with `KIND` (its options are `predict.<KIND>`), `SUFFIXES`, `fits(info)` (does the model
-take this kind of input) and `predict(path, net, info, model, options, out_dir) -> summary`;
-a new kind of input (images) is one more module in `PREDICTORS`. In a folder, a file that
-cannot be predicted is reported and skipped, and the command fails after the others are done.
+each input goes to the predictor of its kind, chosen by file suffix and by the model. A
+predictor is a module with `KIND` (its options are `predict.<KIND>`), `SUFFIXES`, `fits(info)`
+(does the model take this kind of input) and `predict(path, net, info, model, options,
+out_dir) -> summary`, and, if a folder of files is one input to it (a DICOM series is one
+volume), `SERIES`: the suffixes of those files. A new kind of input is one more module in
+`PREDICTORS`; of those that read a file, the first whose `fits` takes the model predicts it
+(a NIfTI file is a volume to a volume model, an image to an image model). In a folder, a
+file that cannot be predicted is reported and skipped, and the command fails after the
+others are done.
 """
 
 from __future__ import annotations
@@ -21,30 +25,67 @@ import torch
 from omegaconf import DictConfig
 
 from meddx.errors import ConfigError, DataError
-from meddx.evaluation import ecg_predict, image_predict
+from meddx.evaluation import (
+    ecg_predict,
+    image_predict,
+    mask_predict,
+    volume_mask_predict,
+    volume_predict,
+)
 from meddx.evaluation.model_source import model_file
 from meddx.models import export
 
-PREDICTORS: tuple[ModuleType, ...] = (ecg_predict, image_predict)
+PREDICTORS: tuple[ModuleType, ...] = (
+    ecg_predict,
+    mask_predict,
+    volume_mask_predict,
+    volume_predict,
+    image_predict,
+)
 INPUT_KEY = "predict.input"
 
 
-def _predictor(path: Path) -> ModuleType | None:
-    suffix = path.suffix.lower()
-    return next((p for p in PREDICTORS if suffix in p.SUFFIXES), None)
+def _series_suffixes(info: dict[str, Any]) -> tuple[str, ...]:
+    """Suffixes of the files a folder holds when it is one input to this model (DICOM series)."""
+    return tuple(s for p in PREDICTORS if p.fits(info) for s in getattr(p, "SERIES", ()))
 
 
-def inputs(source: Path) -> list[Path]:
-    """The files to predict: `source` itself, or the readable files of the folder, sorted."""
-    if source.is_file():
-        if _predictor(source) is None:
-            known = sorted({s for p in PREDICTORS for s in p.SUFFIXES})
+def _is_series(folder: Path, info: dict[str, Any]) -> bool:
+    series = _series_suffixes(info)
+    return bool(series) and any(
+        f.is_file() and f.name.lower().endswith(series) for f in folder.iterdir()
+    )
+
+
+def _predictor(path: Path, info: dict[str, Any]) -> ModuleType | None:
+    """The first predictor that reads `path` and takes the model, else the first that reads
+    it (which refuses the model by name), else None."""
+    if path.is_dir():
+        reading = [p for p in PREDICTORS if p.fits(info) and getattr(p, "SERIES", ())]
+    else:
+        reading = [p for p in PREDICTORS if path.name.lower().endswith(p.SUFFIXES)]
+    return next((p for p in reading if p.fits(info)), reading[0] if reading else None)
+
+
+def _one_input(path: Path, info: dict[str, Any]) -> bool:
+    """Whether `path`, found in a folder, is an input: a series folder, or a readable file
+    outside one (its slices are the series')."""
+    if path.is_dir():
+        return _is_series(path, info)
+    return not _is_series(path.parent, info) and _predictor(path, info) is not None
+
+
+def inputs(source: Path, info: dict[str, Any]) -> list[Path]:
+    """What to predict: `source` itself, or the readable files of the folder, sorted; for a
+    volume model a folder of DICOM slices is one input (a series), never one per slice."""
+    known = sorted({s for p in PREDICTORS for s in p.SUFFIXES})
+    if source.is_file() or (source.is_dir() and _is_series(source, info)):
+        if _predictor(source, info) is None:
             raise DataError(f"{source}: predict reads files ending in {', '.join(known)}")
         return [source]
     if source.is_dir():
-        found = sorted(p for p in source.rglob("*") if p.is_file() and _predictor(p))
+        found = [path for path in sorted(source.rglob("*")) if _one_input(path, info)]
         if not found:
-            known = sorted({s for p in PREDICTORS for s in p.SUFFIXES})
             raise DataError(f"{source} holds no file predict reads ({', '.join(known)})")
         return found
     raise DataError(f"{INPUT_KEY}={source} does not exist")
@@ -54,15 +95,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     options = cfg.predict
     if not options.input:
         raise ConfigError(f"{INPUT_KEY} is not set: give the file or folder to predict")
-    files = inputs(Path(str(options.input)))
+    source = Path(str(options.input))
+    if not source.exists():
+        raise DataError(f"{INPUT_KEY}={source} does not exist")
     torch.set_num_threads(cfg.trainer.num_threads)
     model = str(options.model)
     with model_file(options.model, cfg) as path:
         net, info = export.load(path)
+    files = inputs(source, info)
     out_dir = Path(str(options.output))
     results, failed = {}, {}
     for number, file in enumerate(files, start=1):
-        predictor = _predictor(file)
+        predictor = _predictor(file, info)
         assert predictor is not None  # inputs() keeps only readable files
         if not predictor.fits(info):
             raise ConfigError(
@@ -75,7 +119,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             )
         except DataError as exc:
             if len(files) == 1:
-                raise
+                raise DataError(f"{file}: {exc}") from None
             failed[str(file)] = str(exc)
             print(f"meddx predict: skipped {file}: {exc}", file=sys.stderr, flush=True)
         else:
