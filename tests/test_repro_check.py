@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meddx.repro_check import compare_files, output_hashes, pooled, table, tolerance_text
+from meddx.repro_check import NEW, compare_files, output_hashes, pooled, table, tolerance_text
 
 COMMITTED = {
     "test_acc": 0.5033333333333333,
@@ -57,12 +57,21 @@ def test_a_tolerance_accepts_what_it_states_and_no_more(tmp_path: Path) -> None:
     assert tolerance_text(0.0) == "exact (abs 0)" and tolerance_text(1e-6) == "abs 1e-06"
 
 
-def test_missing_or_new_metrics_fail(tmp_path: Path) -> None:
+def test_missing_metrics_fail(tmp_path: Path) -> None:
     committed = _write(tmp_path / "committed.json", COMMITTED)
-    extra = _write(tmp_path / "extra.json", _changed(test_f1=0.4))
-    assert [r.metric for r in compare_files(committed, extra) if not r.ok] == ["test_f1"]
+    fewer = _write(tmp_path / "fewer.json", {k: v for k, v in COMMITTED.items() if k != "test_auc"})
+    assert [r.metric for r in compare_files(committed, fewer) if not r.ok] == ["test_auc"]
     missing = compare_files(committed, tmp_path / "absent.json")
     assert missing and not any(row.ok for row in missing)
+
+
+def test_a_metric_only_the_rebuild_has_is_reported_as_new_and_passes(tmp_path: Path) -> None:
+    committed = _write(tmp_path / "committed.json", COMMITTED)
+    extra = _write(tmp_path / "extra.json", _changed(test_nll=0.4))
+    rows = compare_files(committed, extra)
+    (added,) = [row for row in rows if row.metric == "test_nll"]
+    assert added.ok and added.verdict == NEW and added.committed is None
+    assert all(row.ok and row.verdict == "identical" for row in rows if row is not added)
 
 
 def test_output_hashes_are_read_per_path_from_a_dvc_lock() -> None:

@@ -1,4 +1,5 @@
-"""The registered model served by the real `mlflow models serve` answers as `meddx predict`.
+"""The registered model served by the real `mlflow models serve` answers as `meddx predict`:
+the same label, raw probabilities, calibrated probabilities and calibrated confidence.
 
 The model is the `pneumonia` fixture's (conftest: one real PneumoniaMNIST epoch, registered by
 `evaluate` as the pyfunc of meddx.evaluation.serving).
@@ -57,3 +58,7 @@ def test_the_served_model_answers_a_test_image_as_predict_does(pneumonia, tmp_pa
         assert (
             np.abs(np.array(served) - [predicted["probabilities"][n] for n in NAMES]).max() <= 1e-6
         )
+        calibrated = [answer[f"calibrated_p_{name}"] for name in NAMES]
+        expected = [predicted["calibrated_probabilities"][n] for n in NAMES]
+        assert np.abs(np.array(calibrated) - expected).max() <= 1e-6
+        assert abs(answer["confidence"] - predicted["confidence"]) <= 1e-6

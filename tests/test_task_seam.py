@@ -24,6 +24,7 @@ from torch import nn
 from meddx.data import tasks as data_tasks
 from meddx.data.npz import load_npz, save_npz
 from meddx.errors import ConfigError, DataError
+from meddx.evaluation import calibration
 from meddx.evaluation import tasks as evaluation_tasks
 from meddx.io import write_json
 from meddx.paths import Layout
@@ -107,7 +108,8 @@ class BrightnessTraining:
 
 
 class BrightnessEvaluation:
-    """Test MSE, one plot file of residuals, no explanation grid; records what it was asked."""
+    """Test MSE, no calibration, one plot file of residuals, no explanation grid; records what
+    it was asked."""
 
     calls: ClassVar[list[str]] = []
 
@@ -123,6 +125,10 @@ class BrightnessEvaluation:
         residuals = (scores[:, 0] - y_true).tolist()
         metrics = {"test_mse": _squared_error(y_true, scores), "n_test": len(y_true)}
         return SimpleNamespace(metrics=metrics, residuals=residuals)
+
+    def calibrate(self, net, validation, test, settings) -> calibration.Calibration:
+        self.calls.append("calibrate")
+        return calibration.NONE
 
     def write_plots(self, evaluation: SimpleNamespace, plots: Path) -> list[Path]:
         self.calls.append("write_plots")
@@ -223,7 +229,14 @@ def test_a_task_registered_outside_src_goes_through_the_training_and_evaluation_
     assert json.loads(layout.metrics("evaluate").read_text()) == tested
     assert (layout.plots("evaluate") / "residuals.json").is_file()
     assert not (layout.plots("evaluate") / "roc.json").exists()
-    assert BrightnessEvaluation.calls == ["predict", "score", "write_plots", "explain", "log"]
+    assert BrightnessEvaluation.calls == [
+        "predict",
+        "score",
+        "calibrate",
+        "write_plots",
+        "explain",
+        "log",
+    ]
 
 
 @pytest.mark.parametrize("registry", [data_tasks, training_tasks, evaluation_tasks])

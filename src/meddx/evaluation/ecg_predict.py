@@ -6,6 +6,10 @@ training beats were (`meddx.data.beat_spec`, from the model's own info). Per rec
 files are written, each atomically: `<name>.beats.csv` (one row per detected beat, the
 unclassifiable ones included with the reason), `<name>.counts.json` (beats per AAMI class and
 how they were found) and `<name>.strip.png` (the first seconds, beats coloured by class).
+A beat's confidence is its class's probability after the temperature the model stores
+(`evaluate_rnn` fits one on the validation records and logs the model with it, the artifact
+`model/model.pt` of its run); train_rnn's own model.pt has none, and the confidence is then
+the raw probability. The `p_<class>` columns are the raw probabilities either way.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from torch import nn
 from meddx.data import ecg_input, qrs
 from meddx.data.beat_spec import BeatSpec, detected_beats
 from meddx.errors import DataError
+from meddx.evaluation import calibration
 from meddx.evaluation.figures import ecg_strip
 from meddx.io import write_json, write_text
 from meddx.models.predict import probabilities
@@ -43,6 +48,7 @@ class BeatCalls:
     peaks: np.ndarray  # (D,) R peaks, samples at the model's rate
     labels: list[str]  # (D,) AAMI class, "" where not classified
     scores: np.ndarray  # (D, classes) probabilities, NaN where not classified
+    confidence: np.ndarray  # (D,) the label's (calibrated) probability, NaN where not classified
     reasons: list[str]  # (D,) why a beat was not classified, else ""
     filtered: np.ndarray  # the lead at the model's rate, filtered as in training
 
@@ -55,12 +61,18 @@ def classify(
     found = detected_beats(filtered, peaks, spec)
     names = list(info["class_names"])
     scores = np.full((len(peaks), len(names)), np.nan, dtype=np.float32)
+    confidence = np.full(len(peaks), np.nan)
     labels = [""] * len(peaks)
     if len(found.index):
         scores[found.index] = probabilities(net, (found.beats, found.rr), info["task"])
-        for position, best in zip(found.index, scores[found.index].argmax(axis=1), strict=True):
+        stored = info.get("calibration")
+        called = scores[found.index]
+        if stored is not None:
+            called = calibration.scaled(called, stored["temperature"])
+        confidence[found.index] = called.max(axis=1)
+        for position, best in zip(found.index, called.argmax(axis=1), strict=True):
             labels[position] = names[best]
-    return BeatCalls(np.asarray(peaks), labels, scores, found.reasons, filtered)
+    return BeatCalls(np.asarray(peaks), labels, scores, confidence, found.reasons, filtered)
 
 
 def _lead_at_model_rate(
@@ -91,7 +103,7 @@ def _csv(calls: BeatCalls, names: list[str], fs_in: float, fs_model: float) -> s
                 round(int(peak) * fs_in / fs_model),
                 f"{peak / fs_model:.4f}",
                 calls.labels[i],
-                f"{row.max():.6f}" if known else "",
+                f"{calls.confidence[i]:.6f}" if known else "",
                 *[f"{p:.6f}" if known else "" for p in row],
                 calls.reasons[i],
             ]
@@ -140,6 +152,7 @@ def predict(
         "beats_classified": classified,
         "beats_not_classified": len(peaks) - classified,
         "counts": {name: calls.labels.count(name) for name in names},
+        "confidence_kind": calibration.confidence_kind(info.get("calibration")),
         "files": {kind: str(file) for kind, file in files.items()},
     }
     write_text(files["beats"], _csv(calls, names, recording.fs, spec.fs))

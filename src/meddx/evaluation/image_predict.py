@@ -7,8 +7,13 @@ files are written, each atomically, named by a hash of the file's bytes and neve
 (clinical file names often carry patient names): `image-<hash>.csv` (one row) and
 `image-<hash>.json`; with `predict.image.gradcam=true` also `image-<hash>.gradcam.png`.
 
-The confidence is the predicted class's probability. The models store no calibration (no
-temperature is fitted), so it is the uncalibrated probability, and each file says so.
+The probabilities are the network's own (softmax or sigmoid), exactly `evaluate`'s. The
+confidence is the predicted class's probability after the calibration the model stores: the
+registered model carries the temperature `evaluate` fitted on the validation split
+(`meddx.evaluation.calibration`), so its confidence is softmax(logits / T) of the predicted
+class, and the calibrated probabilities of every class are given beside the raw ones. A model
+file without one (train_cnn's own model.pt) gives the uncalibrated probability, and each file
+says which it is.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import nn
 from meddx.data import folder
 from meddx.data.image_spec import ImageSpec
 from meddx.errors import DataError
+from meddx.evaluation import calibration
 from meddx.evaluation.figures import heatmap_overlay
 from meddx.io import write_json, write_text
 from meddx.metrics import predictions
@@ -36,7 +42,6 @@ from meddx.models.predict import probabilities
 
 KIND = "image"
 SUFFIXES = folder.PIL_SUFFIXES + folder.DICOM_SUFFIXES + (".nii", ".gz")
-CONFIDENCE = "probability of the predicted class, uncalibrated (the model stores no calibration)"
 MULTI_LABEL_CONFIDENCE = "none: multi-label calls are the per-class probabilities above 0.5"
 
 
@@ -45,26 +50,37 @@ def fits(info: dict[str, Any]) -> bool:
     return isinstance(info.get("image"), dict)
 
 
-def calls(scores: np.ndarray, task: str, names: list[str]) -> list[dict[str, Any]]:
-    """Per row of class probabilities: label, confidence and the probabilities by class name.
+def calls(
+    scores: np.ndarray, task: str, names: list[str], stored: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Per row of class probabilities: label, confidence, the probabilities by class name and,
+    with a `stored` calibration (model info's `calibration`), the calibrated ones.
 
-    The label is decided as `evaluate` decides it (`meddx.metrics.predictions`).
+    The label is decided as `evaluate` decides it (`meddx.metrics.predictions`); a temperature
+    never changes it. The confidence is the calibrated probability of that label if there is
+    a calibration, else the raw one; none for multi-label calls.
     """
     decided = predictions(task, scores)
+    scaled = None if stored is None else calibration.scaled(scores, stored["temperature"])
     rows = []
-    for row, call in zip(scores, decided, strict=True):
+    for i, (row, call) in enumerate(zip(scores, decided, strict=True)):
+        by_name = {name: float(p) for name, p in zip(names, row, strict=True)}
+        found: dict[str, Any] = {"probabilities": by_name}
         if task == "multi-label":
             label = ";".join(name for name, on in zip(names, call, strict=True) if on)
             confidence = None
-        else:
+        elif scaled is None:
             label, confidence = names[int(call)], float(row[int(call)])
-        probabilities_ = {name: float(p) for name, p in zip(names, row, strict=True)}
-        rows.append({"label": label, "confidence": confidence, "probabilities": probabilities_})
+        else:
+            label, confidence = names[int(call)], float(scaled[i, int(call)])
+            found["calibrated_probabilities"] = dict(zip(names, map(float, scaled[i]), strict=True))
+        rows.append({"label": label, "confidence": confidence, **found})
     return rows
 
 
-def confidence_kind(task: str) -> str:
-    return MULTI_LABEL_CONFIDENCE if task == "multi-label" else CONFIDENCE
+def confidence_kind(task: str, stored: dict[str, Any] | None = None) -> str:
+    """What the confidence of a model's calls is, naming its temperature if it has one."""
+    return MULTI_LABEL_CONFIDENCE if task == "multi-label" else calibration.confidence_kind(stored)
 
 
 def image_id(path: Path) -> str:
@@ -147,7 +163,8 @@ def answer(
     alike."""
     names, task = list(info["class_names"]), str(info["task"])
     scores = probabilities(net, (x,), task)
-    (call,) = calls(scores, task, names)
+    stored = info.get("calibration")
+    (call,) = calls(scores, task, names, stored)
     files = {"csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
     if gradcam:
         from meddx.evaluation.explain import gradcam as grad_cam
@@ -162,7 +179,7 @@ def answer(
         "dataset": str(info["image"]["name"]),
         "kind": kind,
         **call,
-        "confidence_kind": confidence_kind(task),
+        "confidence_kind": confidence_kind(task, stored),
         "files": {what: str(file) for what, file in files.items()},
     }
     write_text(files["csv"], _csv(name, call, names))

@@ -1,11 +1,12 @@
 """The model card of an evaluated classifier: Markdown a reader of the registry can trust.
 
 Built only from measured facts: the preprocess stage's dataset facts (splits, counts, class
-balance), the evaluation's metrics with their bootstrap CIs, calibration and per-class
-figures, and the network config and provenance the model file and checkout carry. It holds
-no run id or registry version, so the same model and code give the same card (the file is a
-DVC output); the registry version carries it as its description (`describe`), the evaluate
-run as its `model_card.md` artifact.
+balance), the evaluation's metrics with their bootstrap CIs, the calibration fitted on the
+validation split (its temperature, ECE and NLL before and after) and per-class figures, and the
+network config and provenance the model file and checkout carry. It holds no run id or registry
+version, so the same model and code give the same card (the file is a DVC output); the registry
+version carries it as its description (`describe`), the evaluate run as its `model_card.md`
+artifact.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meddx.config import flatten
+from meddx.evaluation import calibration
 from meddx.evaluation.document import Document
 from meddx.evaluation.report.cells import number, with_ci
 
@@ -126,13 +128,7 @@ def build(
     doc.heading("Metrics")
     _metrics(doc, result)
     doc.heading("Calibration")
-    doc.paragraph(
-        f"Expected calibration error (ECE, test): {with_ci(result, 'test_ece')}; the "
-        "reliability diagram is plots/reliability.png of the evaluate run "
-        "(reports/plots/evaluate/reliability.png)."
-        if "test_ece" in result
-        else f"Not measured: the evaluation of task {facts['task']} computes no calibration."
-    )
+    doc.paragraph(_calibration(result, info, str(facts["task"])))
     if result.get("per_class"):
         doc.heading("Per class (test)")
         _per_class(doc, result["per_class"])
@@ -149,6 +145,36 @@ def build(
     params = {**flatten({"net": info.get("net", {})}), **flatten(dict(config))}
     doc.table(["param", "value"], [[k, f"`{v}`"] for k, v in params.items()])
     return doc.markdown()
+
+
+def _calibration(result: Mapping[str, Any], info: Mapping[str, Any], task: str) -> str:
+    """What the confidences of the registered model are, and the ECE before and after."""
+    if "test_ece" not in result:
+        return f"Not measured: the evaluation of task {task} computes no calibration."
+    measured = (
+        f"Expected calibration error (ECE, test) of the network's probabilities: "
+        f"{with_ci(result, 'test_ece')}; the reliability diagram is plots/reliability.png of "
+        "the evaluate run (reports/plots/evaluate/reliability.png)."
+    )
+    stored = info.get("calibration")
+    if stored is None:
+        return f"{measured} {calibration.NOT_FITTED}"
+    before, after = result["test_ece"], result["test_ece_calibrated"]
+    worse = (
+        " On this test split the temperature raises the ECE: what it learnt on the validation "
+        "split does not carry over to the test split."
+        if after > before
+        else ""
+    )
+    return (
+        f"{measured} Calibration: {stored['method']} (Guo et al. 2017), "
+        f"{calibration.describe(stored)}, the T minimising the NLL of {stored['n']} "
+        f"validation samples ({number(result['val_nll'])} -> "
+        f"{number(result['val_nll_calibrated'])}); the registered model and `predict` report "
+        "the calibrated probability of the predicted class as its confidence. On the test "
+        f"split: ECE {number(before)} -> {number(after)}, NLL {number(result['test_nll'])} -> "
+        f"{number(result['test_nll_calibrated'])}.{worse}"
+    )
 
 
 def _is_number(value: Any) -> bool:

@@ -4,10 +4,12 @@ select models).
 
 What is registered is an MLflow 3 logged model, linked to the evaluate run (the run page's
 "Logged models"): the pyfunc of `meddx.evaluation.serving` (raw images in, the model's own
-preprocessing inside), with model.pt and an ONNX copy of the network (checked against
-PyTorch with onnxruntime on the test split) among its artifacts. It is logged through the
-run's client rather than `mlflow.pyfunc.log_model`, which needs MLflow's global active run
-that no stage uses (meddx.tracking).
+preprocessing inside), with model.pt and an ONNX copy of the network (checked against PyTorch
+with onnxruntime on the test split) among its artifacts. That model.pt is the trained one plus
+the calibration `evaluate` fitted on the validation split (`info["calibration"]`), so `predict`
+on the registered model and the served model report calibrated confidences. It is logged
+through the run's client rather than `mlflow.pyfunc.log_model`, which needs MLflow's global
+active run that no stage uses (meddx.tracking).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from torch import nn
 
 from meddx.data.intensity import processed_to_unit, unit_to_stored
-from meddx.models import onnx_export
+from meddx.models import export, onnx_export
 from meddx.tracking import StageRun
 
 ALIAS = "best"
@@ -43,17 +45,20 @@ def raw_examples(x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     return unit_to_stored(processed_to_unit(x, info["image"]["normalization"]))
 
 
-def signature(example: np.ndarray, names: list[str]) -> Any:
-    """A batch of uint8 images of any size (the model resizes them), calls per class out."""
+def signature(example: np.ndarray, names: list[str], calibrated: bool) -> Any:
+    """A batch of uint8 images of any size (the model resizes them), calls per class out
+    (`serving.columns`)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    from meddx.evaluation.serving import columns
 
     shape = (-1, -1, -1, *example.shape[3:])
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), shape)]),
         outputs=Schema(
             [ColSpec("string", "label"), ColSpec("double", "confidence")]
-            + [ColSpec("double", f"p_{name}") for name in names]
+            + [ColSpec("double", column) for column in columns(names, calibrated)[2:]]
         ),
     )
 
@@ -66,14 +71,16 @@ def _save_pyfunc(
 
     from meddx.evaluation.serving import MODEL_FILE, ImageClassifier
 
+    calibration = info.get("calibration")
+    stored = export.save_with_info(model_pt, local.parent / MODEL_FILE, calibration=calibration)
     onnx_path = onnx_export.export(net, x, local.parent / ONNX_FILE)
     parity = onnx_export.max_abs_difference(onnx_path, net, x)
     example = raw_examples(x[:2], info)
     mlflow.pyfunc.save_model(
         str(local),
         python_model=ImageClassifier(),
-        artifacts={MODEL_FILE: str(model_pt), ONNX_FILE: str(onnx_path)},
-        signature=signature(example, list(info["class_names"])),
+        artifacts={MODEL_FILE: str(stored), ONNX_FILE: str(onnx_path)},
+        signature=signature(example, list(info["class_names"]), calibration is not None),
         input_example=example,
         pip_requirements=requirements(),
     )

@@ -1,5 +1,6 @@
 """What a task decides in evaluation: predictions on the test split, the figures of merit,
-the plot files, which cases an explanation grid shows, and the run's MLflow summary.
+the calibration fitted on the validation split, the plot files, which cases an explanation
+grid shows, and the run's MLflow summary.
 
 The evaluation stages (`evaluate`, `evaluate_rnn`) call these through `of(info["task"])`, the
 task key that model.pt stores from the data facts, and never branch on it themselves. The
@@ -20,7 +21,15 @@ from torch import nn
 
 from meddx.data.tasks import SEGMENTATION
 from meddx.errors import ConfigError
-from meddx.evaluation import case_grids, plot_files, run_summary, scoring, seg_figures, seg_scoring
+from meddx.evaluation import (
+    calibration,
+    case_grids,
+    plot_files,
+    run_summary,
+    scoring,
+    seg_figures,
+    seg_scoring,
+)
 from meddx.metrics import TASKS
 from meddx.models import predict, segment
 from meddx.tracking import StageRun
@@ -44,6 +53,17 @@ class EvaluationTask(Protocol):
         facts: Mapping[str, Any] | None = None,
     ) -> Any:
         """The test figures; `facts` are the dataset's (processed images' JSON), if any."""
+        ...
+
+    def calibrate(
+        self,
+        net: nn.Module,
+        validation: tuple[tuple[np.ndarray, ...], np.ndarray],
+        test: tuple[tuple[np.ndarray, ...], np.ndarray],
+        settings: DictConfig,
+    ) -> calibration.Calibration:
+        """Fitted on `validation` (inputs, labels), only measured on `test`; `NONE` if the
+        task has no calibration."""
         ...
 
     def write_plots(self, evaluation: Any, plots: Path) -> list[Path]: ...
@@ -86,6 +106,26 @@ class Classification:
     ) -> scoring.Evaluation:
         """Class names are all of the dataset facts that classification figures need."""
         return scoring.score(self.kind, names, y_true, scores, settings, seed)
+
+    def calibrate(
+        self,
+        net: nn.Module,
+        validation: tuple[tuple[np.ndarray, ...], np.ndarray],
+        test: tuple[tuple[np.ndarray, ...], np.ndarray],
+        settings: DictConfig,
+    ) -> calibration.Calibration:
+        """Temperature scaling of single-label models; none for multi-label ones."""
+        if self.kind == "multi-label":
+            return calibration.NONE
+        (val_inputs, val_labels), (test_inputs, test_labels) = validation, test
+        return calibration.calibrate(
+            self.kind,
+            predict.logits(net, val_inputs),
+            val_labels,
+            predict.logits(net, test_inputs),
+            test_labels,
+            settings.calibration_bins,
+        )
 
     def write_plots(self, evaluation: scoring.Evaluation, plots: Path) -> list[Path]:
         return plot_files.write_plots(evaluation, plots)
@@ -138,6 +178,16 @@ class Segmentation:
         facts: Mapping[str, Any] | None = None,
     ) -> seg_scoring.SegEvaluation:
         return seg_scoring.score(names, y_true, scores, settings, seed, facts)
+
+    def calibrate(
+        self,
+        net: nn.Module,
+        validation: tuple[tuple[np.ndarray, ...], np.ndarray],
+        test: tuple[tuple[np.ndarray, ...], np.ndarray],
+        settings: DictConfig,
+    ) -> calibration.Calibration:
+        """None: per-pixel probabilities are not what a segmentation's user reads."""
+        return calibration.NONE
 
     def write_plots(self, evaluation: seg_scoring.SegEvaluation, plots: Path) -> list[Path]:
         masks = seg_figures.write_masks(evaluation, plots / seg_figures.MASKS)

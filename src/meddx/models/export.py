@@ -119,3 +119,14 @@ def load(path: Path) -> tuple[nn.Module, dict[str, Any]]:
         "dataset_kwargs": payload["dataset_kwargs"],
         "net": payload["net"],
     }
+
+
+def save_with_info(source: Path, target: Path, **extra: Any) -> Path:
+    """A copy of the exported model at `source` whose info also holds `extra` (the
+    calibration `evaluate` fits: the registered model carries it, train_cnn's file does not
+    change); `target`."""
+    payload = torch.load(source, map_location="cpu", weights_only=False)
+    payload["info"] = {**payload["info"], **extra}
+    with atomic_open(target, "wb") as handle:
+        torch.save(payload, handle)
+    return target

@@ -3,7 +3,9 @@
 The test split is touched here and nowhere else; model selection happened on validation in
 `train_cnn`. Headline figures with bootstrap CIs go to `dvc metrics`, curves, calibration and
 the confusion matrix to `dvc plots` (data files and PNGs), Grad-CAM explanations to a PNG grid,
-everything to MLflow, and the model to the MLflow registry. The model card
+everything to MLflow, and the model to the MLflow registry. The validation split serves one
+purpose here: the task's calibration (a temperature) is fitted on it, and the registered model
+carries it, so `predict` and the served model report calibrated confidences. The model card
 (`meddx.evaluation.model_card`) goes to reports/model_cards/, the run and the registered
 version's description.
 """
@@ -40,7 +42,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.trainer.num_threads)
     net, info = export.load(model_path)
     task, names = tasks.of(info["task"]), info["class_names"]
-    arrays = load_npz(images, keys=("test_images", "test_labels"))
+    arrays = load_npz(images, keys=("val_images", "val_labels", "test_images", "test_labels"))
     title = f"{STAGE} {MODEL} on {dataset}"
     test = DatasetRead(images, facts, ("test",), "evaluation")
     with stage_run(
@@ -50,10 +52,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         export.check_inputs(info["dataset_kwargs"], x, f"{model_path} on {images}")
         scores = task.predict(net, (x,))
         evaluation = task.score(names, y_true, scores, cfg.evaluate, cfg.seed, facts)
+        validation = ((arrays["val_images"],), arrays["val_labels"])
+        calibrated = task.calibrate(net, validation, ((x,), y_true), cfg.evaluate)
         plots = layout.plots(STAGE)
         task.write_plots(evaluation, plots)
         task.explain(net, (x,), evaluation, cfg.evaluate, cfg.seed, plots)
-        result = evaluation.metrics
+        result = evaluation.metrics | calibrated.metrics
+        info = info | {"calibration": calibrated.stored}
         write_json(layout.metrics(STAGE), result)
         task.log(tracked, result, layout.metrics(STAGE), plots, title)
         name = f"meddx-{MODEL}-{dataset}"
