@@ -64,9 +64,10 @@ def evaluate_scores(cfg, n: int) -> np.ndarray:
     return tasks.of(info["task"]).predict(net, (x,))
 
 
-def run_predict(cfg, source: Path, out: Path, model: Path | None = None) -> dict:
+def run_predict(cfg, source: Path, out: Path, model: Path | None = None, *more: str) -> dict:
     model = model or Layout.of(cfg).model_dir("cnn") / "model.pt"
     overrides = [f"predict.input={source}", f"predict.model={model}", f"predict.output={out}"]
+    overrides += list(more)
     return predict.run(compose([f"paths.root={cfg.paths.root}", *overrides], conf_dir=CONF))
 
 
@@ -127,6 +128,17 @@ def test_nifti_copies_of_the_test_volumes_get_evaluates_probabilities(volumes, t
     got = np.array([probabilities_of(out, volume_id(f), classes) for f in files])
     assert np.abs(got - evaluate_scores(volumes, N_NIFTI)).max() <= 1e-5
     assert len(np.unique(got.round(4), axis=0)) > 1  # the volumes get their own answers
+
+
+def test_a_gradcam_on_request_shows_the_slices_through_the_peak_of_the_predicted_class(
+    volumes, tmp_path
+):
+    source = write_nifti(tmp_path / "in" / "case.nii.gz", raw_test_images(volumes)[0])
+    result = run_predict(volumes, source, tmp_path / "out", None, "predict.volume.gradcam=true")
+    (summary,) = result["predicted"].values()
+    drawn = Path(summary["files"]["gradcam"])
+    assert drawn.name == f"{volume_id(source)}.gradcam.png"
+    assert drawn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ from meddx.data import folder
 from meddx.data.image_spec import ImageSpec
 from meddx.errors import DataError
 from meddx.evaluation import calibration
-from meddx.evaluation.figures import heatmap_overlay
+from meddx.evaluation.figures import heatmap_overlay, peak_slices
 from meddx.io import write_json, write_text
 from meddx.metrics import predictions
 from meddx.models import export
@@ -170,9 +170,11 @@ def answer(
         from meddx.evaluation.explain import gradcam as grad_cam
 
         target = int(np.argmax(scores[0]))
-        heat = grad_cam(net, x, np.array([target]))
+        image, heat = x[0], grad_cam(net, x, np.array([target]))[0]
+        if heat.ndim == 3:  # a volume: the three orthogonal slices through the peak, as evaluate
+            image, heat = peak_slices(image, heat)
         files["gradcam"] = out_dir / f"{name}.gradcam.png"
-        heatmap_overlay(files["gradcam"], x[0], heat[0], f"{name}: Grad-CAM for {names[target]}")
+        heatmap_overlay(files["gradcam"], image, heat, f"{name}: Grad-CAM for {names[target]}")
     summary = {
         "image": name,
         "model": model,

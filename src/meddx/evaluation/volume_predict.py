@@ -89,4 +89,6 @@ def predict(
     spec, std = standardisation(info, model, options)
     name = volume_id(path)
     x, _ = model_input(path, spec, std, info["dataset_kwargs"], f"input {name}")
-    return image_predict.answer(name, x, folder.kind_of(path), net, info, model, False, out_dir)
+    return image_predict.answer(
+        name, x, folder.kind_of(path), net, info, model, options.gradcam, out_dir
+    )
