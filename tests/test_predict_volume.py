@@ -15,12 +15,15 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from omegaconf import OmegaConf
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from conftest import CONF
 from image_files import raw_test_images, write_png
 from meddx.config import compose
+from meddx.data import image_spec
+from meddx.data.image_spec import ImageSpec
 from meddx.data.npz import load_npz
 from meddx.errors import DataError
 from meddx.evaluation import tasks
@@ -182,3 +185,13 @@ def test_a_volume_given_to_an_image_model_is_refused_naming_the_file(tmp_path):
     volume = write_nifti(tmp_path / "head.nii.gz", np.zeros((8, 16, 16), dtype=np.uint8))
     with pytest.raises(DataError, match=r"head\.nii\.gz: .*3-D NIfTI volume.*takes 2-D images"):
         run_predict(compose([], conf_dir=CONF), volume, tmp_path / "out", model)
+
+
+def test_a_model_of_volumes_padded_by_their_source_is_refused_for_new_volumes_by_name():
+    """MSD Hippocampus pads each case into a box by its own rule: no cube resize stands in."""
+    meta = {"name": "msd_hippocampus", "size": 48, "channels": 1, "spatial_dims": 3}
+    meta["normalization"] = {"mean": [0.0], "std": [1.0]}
+    spec = OmegaConf.create({"source": "msd_hippocampus", "size": [48, 64, 48]})
+    info = {"image": image_spec.facts(meta, spec)}
+    with pytest.raises(DataError, match=r"model hippo\.pt carries no volume standardisation"):
+        ImageSpec.of_model(info, "hippo.pt").volume_standardisation("hippo.pt")

@@ -40,8 +40,16 @@ def facts(meta: dict[str, Any], spec: DictConfig) -> dict[str, Any]:
         "window": [float(v) for v in window] if window is not None else None
     }
     if int(meta["spatial_dims"]) == 3:
-        found["standardise"] = meta.get("standardise") or stored_scale(int(meta["size"])).facts()
+        found["standardise"] = meta.get("standardise") or _stored_cubes(spec, int(meta["size"]))
     return found
+
+
+def _stored_cubes(spec: DictConfig, size: int) -> dict[str, Any] | None:
+    """The 0..255 standardisation of a source that stores its volumes as uint8 cubes (synthetic,
+    MedMNIST 3D: `size` is one side). None for a source of its own rule (MSD Hippocampus: a
+    per-case window, then zero-padding into a box), whose inverse predict does not have: such
+    a model is refused for new volumes rather than fed by a rule it was not trained with."""
+    return stored_scale(size).facts() if isinstance(spec.get("size"), int) else None
 
 
 def pixels_of_array(array: np.ndarray) -> tuple[np.ndarray, float | None]:
@@ -109,8 +117,11 @@ class ImageSpec:
             )
         if self.standardise is None:
             raise DataError(
-                f"model {model} carries no volume standardisation (a train_cnn older than "
-                "`predict` on volumes exported it): retrain it with `dvc repro train_cnn`"
+                f"model {model} carries no volume standardisation predict can apply to a new "
+                "file: its volumes were prepared by their source's own rule (MSD Hippocampus: "
+                "a per-case window and zero-padding), or a train_cnn older than `predict` on "
+                "volumes exported it; predict volumes with a model trained on data.image="
+                "folder3d (its data.image.standardise) or on volumes stored as cubes"
             )
         return self.standardise
 
