@@ -9,10 +9,11 @@ per-metric sample standard deviation to reports/repro/spread.json.
 
     SEEDS="0 1 2" python benchmarks/seed_spread.py
     PIPELINE=volume python benchmarks/seed_spread.py   # one image pipeline's stages only
+    STAGES="acquire_ecg preprocess_ecg train_rnn evaluate_rnn" python benchmarks/seed_spread.py
 
-With PIPELINE, only that pipeline's stages run (an added pipeline gets its spread without
-rerunning the rest) and only its metrics files are replaced in spread.json; the seeds of each
-file are recorded beside its spread.
+With PIPELINE (or STAGES, dvc.yaml stage names), only those stages run (an added pipeline or
+metric gets its spread without rerunning the rest) and only their metrics files are replaced
+in spread.json; the seeds of each file are recorded beside its spread.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ def run_pipeline(root: Path, seed: int, *overrides: str) -> dict[str, dict]:
 
     Each runs its dvc.yaml command with the config composed from conf/ instead of params.yaml,
     so that `seed` and `paths.root` can be set."""
-    only = os.environ.get("PIPELINE")
-    for stage in pipeline_stages(REPO / "dvc.yaml").values():
+    only, chosen = os.environ.get("PIPELINE"), os.environ.get("STAGES", "").split()
+    for name, stage in pipeline_stages(REPO / "dvc.yaml").items():
         module, *options = stage["cmd"].split()[3:]
         pipeline = options[options.index("--pipeline") :][:2] if "--pipeline" in options else []
-        if only and pipeline[1:] != [only]:
+        if (only and pipeline[1:] != [only]) or (chosen and name not in chosen):
             continue
         command = [sys.executable, "-m", "meddx", module, *pipeline, f"seed={seed}"]
         command += [f"paths.root={root}", f"tracking.uri=sqlite:///{root / 'mlflow.db'}"]
@@ -83,7 +84,7 @@ def main() -> int:
             if all(math.isfinite(v[key]) for v in values)
         }
     spread = {"std": {}, "seeds_of": {}}
-    if os.environ.get("PIPELINE") and (REPO / SPREAD_FILE).is_file():
+    if (os.environ.get("PIPELINE") or os.environ.get("STAGES")) and (REPO / SPREAD_FILE).is_file():
         spread = json.loads((REPO / SPREAD_FILE).read_text())
         spread.setdefault("seeds_of", {name: spread["seeds"] for name in spread["std"]})
     spread["std"].update(std)
